@@ -1,0 +1,21 @@
+//! simsweep: ablation sweeps of contrastive sentence-embedding training, recorded in SQLite.
+//!
+//! Data path (one direction): sweep file → [`spec`] (validated run configs) → [`store`]
+//! (runs table) → trainer → events → store writer → queries and charts.
+
+pub mod bench;
+pub mod cli;
+pub mod runtime;
+pub mod spec;
+pub mod store;
+pub mod table;
+
+/// simsweep's version and the commit it was built from, as recorded with every run.
+pub fn code_version() -> String {
+    let sha = env!("SIMSWEEP_GIT_SHA");
+    if sha.is_empty() {
+        env!("CARGO_PKG_VERSION").to_string()
+    } else {
+        format!("{}+{sha}", env!("CARGO_PKG_VERSION"))
+    }
+}

@@ -1,0 +1,490 @@
+//! The results database (SQLite): schema and migrations, planning, and reads.
+//! The store knows nothing of tch or training; it stores what it is given.
+
+pub mod writer;
+
+use crate::spec::Sweep;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, ToSql, TransactionBehavior};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use thiserror::Error;
+
+/// The schema version this build reads and writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Migrations: entry `i` takes a database from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+
+/// How long a connection waits for another writer before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database {path}: schema version {found} is newer than this simsweep understands ({supported}); use a newer simsweep")]
+    Newer {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("database {path}: not a simsweep database (it has tables but no simsweep schema version); choose another --db")]
+    Foreign { path: PathBuf },
+    #[error("database {path}: not a SQLite database, or the file is corrupt ({source})")]
+    Corrupt {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("database {path}: cannot create its folder {dir}: {source}")]
+    Dir {
+        path: PathBuf,
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("database {path}: {message}")]
+    Other { path: PathBuf, message: String },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// An open results database.
+pub struct Store {
+    pub conn: Connection,
+    pub path: PathBuf,
+}
+
+/// What planning a sweep found and did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PlanSummary {
+    pub sweep: String,
+    pub total: usize,
+    pub new: usize,
+    pub pending: usize,
+    pub running: usize,
+    pub done: usize,
+    pub failed: usize,
+    pub cancelled: usize,
+    /// Runs in the database that the sweep file no longer produces (kept, marked in_plan = 0).
+    pub removed: usize,
+    /// Status of each planned run, in plan order ("new" for runs added now).
+    pub statuses: Vec<String>,
+}
+
+pub(crate) fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |source| {
+        if is_corrupt(&source) {
+            StoreError::Corrupt {
+                path: path.into(),
+                source,
+            }
+        } else {
+            StoreError::Sqlite {
+                path: path.into(),
+                source,
+            }
+        }
+    }
+}
+
+fn is_corrupt(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::NotADatabase) | Some(rusqlite::ErrorCode::DatabaseCorrupt)
+    )
+}
+
+/// Connection settings shared by every connection: WAL, a generous busy timeout, foreign keys.
+pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+impl Store {
+    /// Open (creating if needed) and migrate the database at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                path: path.into(),
+                dir: dir.into(),
+                source,
+            })?;
+        }
+        let e = sql_err(path);
+        let conn = Connection::open(path).map_err(&e)?;
+        configure(&conn).map_err(&e)?;
+        // journal_mode needs a read of the file: the first place a corrupt file shows.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(&e)?;
+        if mode != "wal" {
+            return Err(StoreError::Other {
+                path: path.into(),
+                message: format!("cannot switch to WAL journal mode (got {mode}); is the file on a filesystem without shared memory?"),
+            });
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(&e)?;
+        let mut store = Store {
+            conn,
+            path: path.into(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Open an existing database for reading only (queries, reports). Refuses a missing file.
+    pub fn open_readonly(path: &Path) -> Result<Store> {
+        let e = sql_err(path);
+        if !path.is_file() {
+            return Err(StoreError::Other {
+                path: path.into(),
+                message: "no such database (run `simsweep plan` first, or pass --db)".into(),
+            });
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(&e)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(&e)?;
+        let store = Store {
+            conn,
+            path: path.into(),
+        };
+        let v = store.user_version()?;
+        store.check_version(v)?;
+        if v < SCHEMA_VERSION {
+            return Err(StoreError::Other {
+                path: path.into(),
+                message: format!("schema version {v} is older than {SCHEMA_VERSION}; open it once read-write (e.g. `simsweep status`) to migrate"),
+            });
+        }
+        Ok(store)
+    }
+
+    fn user_version(&self) -> Result<i64> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(sql_err(&self.path))
+    }
+
+    fn check_version(&self, v: i64) -> Result<()> {
+        if v > SCHEMA_VERSION {
+            return Err(StoreError::Newer {
+                path: self.path.clone(),
+                found: v,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if v == 0 {
+            let tables: i64 = self
+                .conn
+                .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+                .map_err(sql_err(&self.path))?;
+            if tables > 0 {
+                return Err(StoreError::Foreign {
+                    path: self.path.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Bring the schema up to [`SCHEMA_VERSION`], one migration per transaction.
+    fn migrate(&mut self) -> Result<()> {
+        let path = self.path.clone();
+        let e = sql_err(&path);
+        self.check_version(self.user_version()?)?;
+        loop {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(&e)?;
+            // Re-read inside the write lock: another process may have migrated meanwhile.
+            let v: i64 = tx
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(&e)?;
+            if v >= SCHEMA_VERSION {
+                drop(tx);
+                return self.check_version(v);
+            }
+            tx.execute_batch(MIGRATIONS[v as usize]).map_err(&e)?;
+            tx.pragma_update(None, "user_version", v + 1).map_err(&e)?;
+            if v == 0 {
+                rebuild_runs_wide(&tx).map_err(&e)?;
+            }
+            tx.commit().map_err(&e)?;
+        }
+    }
+
+    /// Record a planned sweep: insert new runs as pending, keep existing runs (and their results),
+    /// mark runs the file no longer produces as out of plan. One transaction: all or nothing.
+    pub fn plan(&mut self, sweep: &Sweep) -> Result<PlanSummary> {
+        let path = self.path.clone();
+        let e = sql_err(&path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&e)?;
+        let swept = serde_json::to_string(&sweep.swept_keys).expect("JSON");
+        tx.execute(
+            "INSERT INTO sweeps (name, description, file_path, file_text, swept_keys, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%dT%H:%M:%fZ','now'), strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+             ON CONFLICT(name) DO UPDATE SET description = excluded.description, file_path = excluded.file_path,
+                file_text = excluded.file_text, swept_keys = excluded.swept_keys, updated_at = excluded.updated_at",
+            params![sweep.name, sweep.description, sweep.file.display().to_string(), sweep.text, swept],
+        )
+        .map_err(&e)?;
+        let sweep_id: i64 = tx
+            .query_row(
+                "SELECT sweep_id FROM sweeps WHERE name = ?1",
+                [&sweep.name],
+                |r| r.get(0),
+            )
+            .map_err(&e)?;
+        let mut existing: HashMap<String, (i64, String)> = HashMap::new();
+        {
+            let mut st = tx
+                .prepare("SELECT run_id, run_pk, status FROM runs WHERE sweep_id = ?1")
+                .map_err(&e)?;
+            let rows = st
+                .query_map([sweep_id], |r| {
+                    Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?)))
+                })
+                .map_err(&e)?;
+            for row in rows {
+                let (id, v) = row.map_err(&e)?;
+                existing.insert(id, v);
+            }
+        }
+        let mut summary = PlanSummary {
+            sweep: sweep.name.clone(),
+            total: sweep.runs.len(),
+            ..Default::default()
+        };
+        {
+            let mut key_ids = KeyIds::default();
+            let mut ins_run = tx
+                .prepare(
+                    "INSERT INTO runs (run_id, sweep_id, ordinal, seed, config_json, canonical, status, in_plan, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 1, strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
+                )
+                .map_err(&e)?;
+            let mut upd_run = tx
+                .prepare("UPDATE runs SET ordinal = ?2, in_plan = 1 WHERE run_pk = ?1")
+                .map_err(&e)?;
+            // Settings outside identity (checkpoint_every, ...) may change for runs not yet started.
+            let mut upd_pending = tx
+                .prepare(
+                    "UPDATE runs SET config_json = ?2 WHERE run_pk = ?1 AND status = 'pending'",
+                )
+                .map_err(&e)?;
+            let mut ins_param = tx
+                .prepare(
+                    "INSERT OR REPLACE INTO params (run_pk, key_id, value) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(&e)?;
+            let mut seen_pks = Vec::with_capacity(sweep.runs.len());
+            for run in &sweep.runs {
+                let config_json = serde_json::to_string(&run.config).expect("JSON");
+                let pk = if let Some((pk, status)) = existing.get(&run.id) {
+                    upd_run
+                        .execute(params![pk, run.ordinal as i64])
+                        .map_err(&e)?;
+                    if status == "pending" {
+                        upd_pending.execute(params![pk, config_json]).map_err(&e)?;
+                    }
+                    match status.as_str() {
+                        "pending" => summary.pending += 1,
+                        "running" => summary.running += 1,
+                        "done" => summary.done += 1,
+                        "failed" | "diverged" => summary.failed += 1,
+                        _ => summary.cancelled += 1,
+                    }
+                    summary.statuses.push(status.clone());
+                    if status != "pending" {
+                        seen_pks.push(*pk);
+                        continue;
+                    }
+                    *pk
+                } else {
+                    ins_run
+                        .execute(params![
+                            run.id,
+                            sweep_id,
+                            run.ordinal as i64,
+                            run.seed,
+                            config_json,
+                            run.canonical
+                        ])
+                        .map_err(&e)?;
+                    summary.new += 1;
+                    summary.statuses.push("new".into());
+                    tx.last_insert_rowid()
+                };
+                seen_pks.push(pk);
+                for (k, v) in &run.config {
+                    let kid = key_ids.get(&tx, k).map_err(&e)?;
+                    ins_param
+                        .execute(params![pk, kid, SqlValue(v)])
+                        .map_err(&e)?;
+                }
+            }
+            let planned: std::collections::HashSet<i64> = seen_pks.into_iter().collect();
+            let mut out_of_plan = tx
+                .prepare("UPDATE runs SET in_plan = 0 WHERE run_pk = ?1")
+                .map_err(&e)?;
+            for (pk, _) in existing.values() {
+                if !planned.contains(pk) {
+                    out_of_plan.execute([pk]).map_err(&e)?;
+                    summary.removed += 1;
+                }
+            }
+        }
+        tx.execute(
+            "INSERT INTO events (at, sweep_id, kind, message, data) VALUES (strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?1, 'planned', ?2, ?3)",
+            params![
+                sweep_id,
+                format!("{} runs: {} new, {} done, {} failed, {} removed", summary.total, summary.new, summary.done, summary.failed, summary.removed),
+                serde_json::to_string(&summary).expect("JSON")
+            ],
+        )
+        .map_err(&e)?;
+        rebuild_runs_wide(&tx).map_err(&e)?;
+        tx.commit().map_err(&e)?;
+        Ok(summary)
+    }
+
+    /// Runs of a sweep in plan order: (run_id, status, params of the swept keys).
+    pub fn sweep_runs(&self, sweep: &str) -> Result<Vec<RunRow>> {
+        let e = sql_err(&self.path);
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT r.run_pk, r.run_id, r.status, r.config_json, r.step, r.in_plan, r.error
+                 FROM runs r JOIN sweeps s ON s.sweep_id = r.sweep_id
+                 WHERE s.name = ?1 ORDER BY r.in_plan DESC, r.ordinal",
+            )
+            .map_err(&e)?;
+        let rows = st
+            .query_map([sweep], |r| {
+                let cfg: String = r.get(3)?;
+                Ok(RunRow {
+                    run_pk: r.get(0)?,
+                    run_id: r.get(1)?,
+                    status: r.get(2)?,
+                    config: serde_json::from_str(&cfg).unwrap_or_default(),
+                    step: r.get(4)?,
+                    in_plan: r.get::<_, i64>(5)? != 0,
+                    error: r.get(6)?,
+                })
+            })
+            .map_err(&e)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)
+    }
+}
+
+/// A run as stored.
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    pub run_pk: i64,
+    pub run_id: String,
+    pub status: String,
+    pub config: BTreeMap<String, Value>,
+    pub step: Option<i64>,
+    pub in_plan: bool,
+    pub error: Option<String>,
+}
+
+/// Cache of `param_keys` ids within one transaction.
+#[derive(Default)]
+struct KeyIds(HashMap<String, i64>);
+
+impl KeyIds {
+    fn get(&mut self, conn: &Connection, key: &str) -> rusqlite::Result<i64> {
+        if let Some(id) = self.0.get(key) {
+            return Ok(*id);
+        }
+        conn.execute("INSERT OR IGNORE INTO param_keys (key) VALUES (?1)", [key])?;
+        let id: i64 =
+            conn.query_row("SELECT key_id FROM param_keys WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })?;
+        self.0.insert(key.into(), id);
+        Ok(id)
+    }
+}
+
+/// A JSON setting as an SQLite value: numbers and text as themselves, booleans as 0/1, lists as JSON text.
+pub struct SqlValue<'a>(pub &'a Value);
+
+impl ToSql for SqlValue<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value as V};
+        Ok(ToSqlOutput::Owned(match self.0 {
+            Value::Null => V::Null,
+            Value::Bool(b) => V::Integer(i64::from(*b)),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) if !n.is_f64() => V::Integer(i),
+                _ => V::Real(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            Value::String(s) => V::Text(s.clone()),
+            other => V::Text(other.to_string()),
+        }))
+    }
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// `runs_wide`: one row per run, one column per key swept in any sweep (plus seed).
+/// Rebuilt whenever a sweep is planned, in the same transaction.
+fn rebuild_runs_wide(conn: &Connection) -> rusqlite::Result<()> {
+    let mut keys: Vec<String> = Vec::new();
+    {
+        let mut st = conn.prepare("SELECT swept_keys FROM sweeps ORDER BY sweep_id")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        for row in rows {
+            let list: Vec<String> = serde_json::from_str(&row?).unwrap_or_default();
+            for k in list {
+                if !keys.contains(&k) {
+                    keys.push(k);
+                }
+            }
+        }
+    }
+    let mut cols = String::new();
+    for k in &keys {
+        cols.push_str(&format!(
+            ",\n    (SELECT p.value FROM params p JOIN param_keys pk ON pk.key_id = p.key_id WHERE p.run_pk = r.run_pk AND pk.key = '{}') AS {}",
+            k.replace('\'', "''"),
+            quote_ident(k)
+        ));
+    }
+    conn.execute_batch(&format!(
+        "DROP VIEW IF EXISTS runs_wide;
+         CREATE VIEW runs_wide AS SELECT s.name AS sweep, r.run_id, r.status, r.seed{cols},
+             r.step, r.in_plan, r.started_at, r.finished_at, r.host, r.device, r.error
+         FROM runs r JOIN sweeps s ON s.sweep_id = r.sweep_id;"
+    ))
+}
+
+/// The last event of a run, if any (used by status displays and tests).
+pub fn last_event(conn: &Connection, run_pk: i64) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT kind FROM events WHERE run_pk = ?1 ORDER BY event_id DESC LIMIT 1",
+        [run_pk],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+#[cfg(test)]
+mod tests;
