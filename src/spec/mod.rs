@@ -227,6 +227,9 @@ fn unknown_key_msg(path: &str) -> String {
     format!("unknown setting{hint}")
 }
 
+/// Called for each setting found: (context, the setting, its value, the span of its key).
+type LeafFn<'f, 'i> = dyn FnMut(&mut Ctx<'_>, &'static KeySpec, &Spanned<DeValue<'i>>, Span) + 'f;
+
 /// Walk a table of settings written either as dotted keys or nested tables, calling `leaf` for
 /// every setting with the span of its key. A dotted key (`train.lr = ..`) is located at its first
 /// segment, a key inside a nested table (`[grid.train]` then `lr = ..`) at its own line.
@@ -234,7 +237,7 @@ fn walk_settings<'i>(
     cx: &mut Ctx<'_>,
     prefix: &str,
     table: &DeTable<'i>,
-    leaf: &mut dyn FnMut(&mut Ctx<'_>, &'static KeySpec, &Spanned<DeValue<'i>>, Span),
+    leaf: &mut LeafFn<'_, 'i>,
 ) {
     for (k, v) in table.iter() {
         let path = if prefix.is_empty() {
@@ -1057,7 +1060,7 @@ fn resolve(
     // Loss parameters.
     let kind = get_str(&c, "loss.kind");
     let takes = loss_takes(&kind, &c);
-    for (k, _) in given {
+    for k in given.keys() {
         if k.starts_with("loss.") && k != "loss.kind" && !takes.iter().any(|(t, _)| t == k) {
             let switch = schema::MODIFIER_PARAMS
                 .iter()

@@ -118,8 +118,15 @@ impl Store {
         let e = sql_err(path);
         let conn = Connection::open(path).map_err(&e)?;
         configure(&conn).map_err(&e)?;
-        // journal_mode needs a read of the file: the first place a corrupt file shows.
-        let mode: String = conn
+        let mut store = Store {
+            conn,
+            path: path.into(),
+        };
+        // Refuse a newer, foreign or corrupt file before changing anything in it (even the journal mode).
+        let v = store.user_version()?;
+        store.check_version(v)?;
+        let mode: String = store
+            .conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .map_err(&e)?;
         if mode != "wal" {
@@ -128,12 +135,10 @@ impl Store {
                 message: format!("cannot switch to WAL journal mode (got {mode}); is the file on a filesystem without shared memory?"),
             });
         }
-        conn.pragma_update(None, "synchronous", "NORMAL")
+        store
+            .conn
+            .pragma_update(None, "synchronous", "NORMAL")
             .map_err(&e)?;
-        let mut store = Store {
-            conn,
-            path: path.into(),
-        };
         store.migrate()?;
         Ok(store)
     }

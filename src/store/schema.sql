@@ -67,7 +67,8 @@ CREATE TABLE metrics (
     value      REAL,
     PRIMARY KEY (run_pk, metric_id, layer, step)
 ) WITHOUT ROWID;
-CREATE INDEX metrics_by_metric ON metrics(metric_id, run_pk);
+-- No secondary index: the key serves per-run reads (run_pk) and per-metric reads, which go run by
+-- run through (run_pk, metric_id); a second index would double the cost of every insert.
 
 CREATE TABLE checkpoints (
     run_pk      INTEGER NOT NULL REFERENCES runs(run_pk),
