@@ -47,6 +47,43 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Plan a sweep file (as `plan`), then train its pending runs one after another, storing every
+    /// step metric, evaluation and checkpoint. Exits 1 if any run failed or diverged.
+    Run {
+        /// The sweep file (TOML).
+        file: PathBuf,
+        /// Where to train: cpu, cuda, cuda:N (default: cuda:0 when CUDA is available, else cpu).
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// Evaluate a checkpoint on the STS tasks (SentEval protocol: Spearman × 100 of cosine
+    /// similarities; STS12–16 "all"; avg of the seven test sets).
+    Eval {
+        /// A Hugging Face model directory (a simsweep checkpoint, or any BERT/RoBERTa checkpoint).
+        #[arg(long)]
+        model: PathBuf,
+        /// Sentence pooler: cls, cls_before_pooler, avg, avg_top2, avg_first_last.
+        #[arg(long, default_value = "cls")]
+        pooling: String,
+        /// With --pooling cls: do not apply the MLP (SimCSE's unsupervised checkpoints).
+        #[arg(long)]
+        mlp_only_train: bool,
+        /// Tasks, comma-separated (default: all eight).
+        #[arg(long, value_delimiter = ',')]
+        tasks: Vec<String>,
+        /// Truncate sentences to this many tokens (default: the model's limit, as SentEval).
+        #[arg(long)]
+        max_len: Option<usize>,
+        /// Sentences per forward pass.
+        #[arg(long, default_value_t = 128)]
+        batch_size: usize,
+        /// cpu, cuda, cuda:N (default: cuda:0 when available, else cpu).
+        #[arg(long)]
+        device: Option<String>,
+        /// Print {"model", "pooling", "scores": {task: score, ..., "avg"}}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what this build sees: versions, threads, CUDA devices.
     Info {
         /// Print JSON.
@@ -90,6 +127,30 @@ impl std::error::Error for BadInput {}
 pub fn main_with(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Plan { ref file, json } => plan(&cli, file, json),
+        Command::Run {
+            ref file,
+            ref device,
+        } => run(&cli, file, device.as_deref()),
+        Command::Eval {
+            ref model,
+            ref pooling,
+            mlp_only_train,
+            ref tasks,
+            max_len,
+            batch_size,
+            ref device,
+            json,
+        } => eval(
+            model,
+            pooling,
+            mlp_only_train,
+            tasks,
+            max_len,
+            batch_size,
+            device.as_deref(),
+            json,
+            &cli.data_dir,
+        ),
         Command::Info { json } => {
             let info = crate::runtime::info();
             if json {
@@ -129,7 +190,127 @@ pub fn main_with(cli: Cli) -> Result<i32> {
     }
 }
 
-fn plan(cli: &Cli, file: &std::path::Path, json: bool) -> Result<i32> {
+fn device_arg(d: Option<&str>) -> Result<tch::Device> {
+    match d {
+        Some(s) => crate::exec::parse_device(s).map_err(|e| BadInput(e).into()),
+        None => Ok(tch::Device::cuda_if_available()),
+    }
+}
+
+fn run(cli: &Cli, file: &std::path::Path, device: Option<&str>) -> Result<i32> {
+    let device = device_arg(device)?;
+    if let tch::Device::Cuda(i) = device {
+        if !tch::Cuda::is_available() || i as i64 >= tch::Cuda::device_count() {
+            return Err(BadInput(format!(
+                "device cuda:{i} is not available ({} CUDA devices)",
+                tch::Cuda::device_count()
+            ))
+            .into());
+        }
+    }
+    let (sweep, summary) = load_and_plan(cli, file)?;
+    println!(
+        "sweep {}: {} runs ({} to run, {} done, {} failed) on {}",
+        sweep.name,
+        summary.total,
+        summary.new + summary.pending,
+        summary.done,
+        summary.failed,
+        crate::exec::device_name(device)
+    );
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let totals = crate::exec::run_sweep(&sweep, &cli.db, &cli.data_dir, device, &cancel)?;
+    println!(
+        "sweep {}: {} done, {} failed, {} diverged, {} cancelled in this invocation → {}",
+        sweep.name,
+        totals.done,
+        totals.failed,
+        totals.diverged,
+        totals.cancelled,
+        cli.db.display()
+    );
+    Ok(if totals.failed + totals.diverged > 0 {
+        1
+    } else {
+        0
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn eval(
+    model_dir: &std::path::Path,
+    pooling: &str,
+    mlp_only_train: bool,
+    tasks: &[String],
+    max_len: Option<usize>,
+    batch_size: usize,
+    device: Option<&str>,
+    json: bool,
+    data_dir: &std::path::Path,
+) -> Result<i32> {
+    use crate::eval::{StsData, Task};
+    let device = device_arg(device)?;
+    let pooling_kind: crate::model::Pooling = pooling.parse().map_err(BadInput)?;
+    let tasks: Vec<Task> = if tasks.is_empty() {
+        Task::ALL.to_vec()
+    } else {
+        Task::parse_list(tasks).map_err(|e| BadInput(format!("{e:#}")))?
+    };
+    if batch_size == 0 {
+        return Err(BadInput("--batch-size must be at least 1".into()).into());
+    }
+    let model = crate::model::LoadedModel::load(
+        model_dir,
+        crate::model::Init::Pretrained { seed: 0 },
+        &Default::default(),
+        device,
+    )
+    .with_context(|| format!("loading {}", model_dir.display()))?;
+    let max_len = max_len.unwrap_or(model.max_tokens() as usize);
+    let sts = StsData::load(data_dir, &tasks)?;
+    let pooler = crate::model::Pooler {
+        pooling: pooling_kind,
+        mlp_only_train,
+    };
+    let scores =
+        crate::train::embed_scores(&model, &pooler, &sts, &tasks, max_len, batch_size, None)?;
+    let mut entries: Vec<(String, f64)> = scores
+        .entries()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    if let Some(avg) = scores.avg() {
+        entries.push(("avg".into(), avg));
+    }
+    if json {
+        let map: serde_json::Map<String, serde_json::Value> = entries
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"model": model_dir, "pooling": pooling, "scores": map})
+            )?
+        );
+    } else {
+        let rows: Vec<Vec<String>> = entries
+            .iter()
+            .map(|(k, v)| vec![k.clone(), format!("{v:.2}")])
+            .collect();
+        println!("{} ({pooling})", model_dir.display());
+        print!(
+            "{}",
+            crate::table::render(&["task".to_string(), "spearman×100".to_string()], &rows)
+        );
+    }
+    Ok(0)
+}
+
+fn load_and_plan(
+    cli: &Cli,
+    file: &std::path::Path,
+) -> Result<(spec::Sweep, crate::store::PlanSummary)> {
     let sweep = spec::load(file).map_err(|e| BadInput(e.to_string()))?;
     spec::check_paths(&sweep, &cli.data_dir).map_err(|e| BadInput(e.to_string()))?;
     for w in &sweep.warnings {
@@ -139,6 +320,11 @@ fn plan(cli: &Cli, file: &std::path::Path, json: bool) -> Result<i32> {
     let summary = store
         .plan(&sweep)
         .with_context(|| format!("recording sweep `{}`", sweep.name))?;
+    Ok((sweep, summary))
+}
+
+fn plan(cli: &Cli, file: &std::path::Path, json: bool) -> Result<i32> {
+    let (sweep, summary) = load_and_plan(cli, file)?;
     if json {
         let runs: Vec<serde_json::Value> = sweep
             .runs

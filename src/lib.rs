@@ -5,10 +5,13 @@
 
 pub mod bench;
 pub mod cli;
+pub mod data;
+pub mod exec;
 pub mod runtime;
 pub mod spec;
 pub mod store;
 pub mod table;
+pub mod train;
 
 /// simsweep's version and the commit it was built from, as recorded with every run.
 pub fn code_version() -> String {

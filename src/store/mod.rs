@@ -395,6 +395,118 @@ impl Store {
     }
 }
 
+/// A run claimed for execution.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub run_pk: i64,
+    pub run_id: String,
+    pub sweep_id: i64,
+    pub ordinal: i64,
+    pub config: BTreeMap<String, Value>,
+}
+
+impl Store {
+    /// Atomically take the next pending run of `sweep` (in plan order) and mark it running under
+    /// `worker`: two processes never get the same run. Its earlier metrics and checkpoints (from a
+    /// failed or cancelled attempt) are cleared, so the new attempt's rows are the only ones.
+    pub fn claim_next(
+        &mut self,
+        sweep: &str,
+        worker: &str,
+        device: &str,
+    ) -> Result<Option<Claimed>> {
+        let path = self.path.clone();
+        let e = sql_err(&path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&e)?;
+        let row = tx
+            .query_row(
+                "SELECT r.run_pk, r.run_id, r.sweep_id, r.ordinal, r.config_json FROM runs r JOIN sweeps s ON s.sweep_id = r.sweep_id
+                 WHERE s.name = ?1 AND r.status = 'pending' AND r.in_plan = 1 ORDER BY r.ordinal LIMIT 1",
+                [sweep],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, String>(4)?)),
+            )
+            .optional()
+            .map_err(&e)?;
+        let Some((run_pk, run_id, sweep_id, ordinal, cfg)) = row else {
+            return Ok(None);
+        };
+        let host = hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        tx.execute(
+            "UPDATE runs SET status = 'running', worker = ?2, host = ?3, device = ?4, code_version = ?5,
+                 attempts = attempts + 1, started_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'),
+                 heartbeat_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'), finished_at = NULL, error = NULL, step = NULL
+             WHERE run_pk = ?1",
+            params![run_pk, worker, host, device, crate::code_version()],
+        )
+        .map_err(&e)?;
+        tx.execute("DELETE FROM metrics WHERE run_pk = ?1", [run_pk])
+            .map_err(&e)?;
+        tx.execute("DELETE FROM checkpoints WHERE run_pk = ?1", [run_pk])
+            .map_err(&e)?;
+        tx.execute(
+            "INSERT INTO events (at, sweep_id, run_pk, kind, message) VALUES (strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?1, ?2, 'started', ?3)",
+            params![sweep_id, run_pk, format!("{worker} on {device}")],
+        )
+        .map_err(&e)?;
+        tx.commit().map_err(&e)?;
+        let config = serde_json::from_str(&cfg).map_err(|err| StoreError::Other {
+            path: path.clone(),
+            message: format!("run {run_id}: stored config is not valid JSON: {err}"),
+        })?;
+        Ok(Some(Claimed {
+            run_pk,
+            run_id,
+            sweep_id,
+            ordinal,
+            config,
+        }))
+    }
+
+    /// Record how a run ended: status (`done`, `failed`, `diverged`, `cancelled`), the last step and
+    /// an error text, with an event.
+    pub fn finish_run(
+        &mut self,
+        run_pk: i64,
+        status: &str,
+        step: Option<i64>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let path = self.path.clone();
+        let e = sql_err(&path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&e)?;
+        tx.execute(
+            "UPDATE runs SET status = ?2, step = coalesce(?3, step), error = ?4, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE run_pk = ?1",
+            params![run_pk, status, step, error],
+        )
+        .map_err(&e)?;
+        tx.execute(
+            "INSERT INTO events (at, sweep_id, run_pk, kind, message) SELECT strftime('%Y-%m-%dT%H:%M:%fZ','now'), sweep_id, run_pk, ?2, ?3 FROM runs WHERE run_pk = ?1",
+            params![run_pk, status, error.unwrap_or("")],
+        )
+        .map_err(&e)?;
+        tx.commit().map_err(&e)
+    }
+
+    /// Update a running run's last step and heartbeat.
+    pub fn heartbeat(&self, run_pk: i64, step: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE runs SET step = ?2, heartbeat_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE run_pk = ?1",
+                params![run_pk, step],
+            )
+            .map(|_| ())
+            .map_err(sql_err(&self.path))
+    }
+}
+
 /// A run as stored.
 #[derive(Debug, Clone)]
 pub struct RunRow {
@@ -479,16 +591,6 @@ fn rebuild_runs_wide(conn: &Connection) -> rusqlite::Result<()> {
              r.step, r.in_plan, r.started_at, r.finished_at, r.host, r.device, r.error
          FROM runs r JOIN sweeps s ON s.sweep_id = r.sweep_id;"
     ))
-}
-
-/// The last event of a run, if any (used by status displays and tests).
-pub fn last_event(conn: &Connection, run_pk: i64) -> rusqlite::Result<Option<String>> {
-    conn.query_row(
-        "SELECT kind FROM events WHERE run_pk = ?1 ORDER BY event_id DESC LIMIT 1",
-        [run_pk],
-        |r| r.get(0),
-    )
-    .optional()
 }
 
 #[cfg(test)]

@@ -35,6 +35,15 @@ pub enum Write {
         message: String,
         data: Option<String>,
     },
+    /// Record a checkpoint (replacing the run's previous one of the same kind).
+    Checkpoint {
+        run_pk: i64,
+        kind: String,
+        step: i64,
+        path: String,
+        metric: Option<String>,
+        value: Option<f64>,
+    },
     /// Commit everything queued so far, then answer.
     Flush(SyncSender<()>),
 }
@@ -180,6 +189,21 @@ fn run(mut conn: Connection, rx: Receiver<Write>, path: &Path) -> Result<WriterS
                             "INSERT INTO events (at, sweep_id, run_pk, kind, message, data)
                              VALUES (strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?1, ?2, ?3, ?4, ?5)",
                             params![sweep_id, run_pk, kind, message, data],
+                        )
+                        .map_err(&e)?;
+                    }
+                    Write::Checkpoint {
+                        run_pk,
+                        kind,
+                        step,
+                        path,
+                        metric,
+                        value,
+                    } => {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO checkpoints (run_pk, kind, step, path, metric, value, created_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
+                            params![run_pk, kind, step, path, metric, value],
                         )
                         .map_err(&e)?;
                     }

@@ -1,0 +1,505 @@
+//! The training loop: one resolved run config in, events out (on a channel; the trainer never
+//! touches SQLite).
+//!
+//! Step numbering: step `k` is the state after `k` optimisation updates. Step metrics of the `k`-th
+//! update are recorded at step `k` (1..=total); evaluations and checkpoints at the step they follow
+//! (0 = the initial model).
+
+pub mod loss;
+pub mod optim;
+
+use crate::data::{self, batch};
+use crate::eval::{Scores, StsData, Task};
+use crate::model::{LoadedModel, Pooler, Pooling};
+use crate::spec::config::RunConfig;
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+/// What the trainer reports.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The run is set up and about to take its first step.
+    Started {
+        device: String,
+        parameters: i64,
+        examples: usize,
+        skipped_lines: usize,
+        total_steps: i64,
+        tokens_cached: bool,
+    },
+    /// Scalar values at steps: (step, metric, value).
+    Metrics(Vec<(i64, String, f64)>),
+    /// A saved checkpoint.
+    Checkpoint {
+        kind: &'static str,
+        step: i64,
+        path: PathBuf,
+        metric: Option<String>,
+        value: Option<f64>,
+    },
+    /// A free-form note for the run's event log.
+    Note { kind: &'static str, message: String },
+}
+
+/// How a run ended (errors are the `Err` of [`train`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Done {
+        steps: i64,
+    },
+    /// A non-finite loss or gradient at `step`.
+    Diverged {
+        step: i64,
+        detail: String,
+    },
+    Cancelled {
+        step: i64,
+    },
+}
+
+/// Everything a run needs besides its config.
+pub struct Job<'a> {
+    pub config: &'a RunConfig,
+    /// The sweep file (model paths resolve against its folder).
+    pub sweep_file: &'a Path,
+    pub data_dir: &'a Path,
+    /// Where this run's checkpoints go.
+    pub out_dir: &'a Path,
+    pub device: Device,
+    pub events: Sender<Event>,
+    /// Set to stop after the current step.
+    pub cancel: &'a AtomicBool,
+}
+
+/// Step metrics held on the device between host copies (one copy every `FLUSH_EVERY` steps).
+const FLUSH_EVERY: i64 = 25;
+
+/// The step metrics in the order they are stacked each step.
+const STEP_METRICS: &[&str] = &[
+    "loss",
+    "grad_norm",
+    "pos_cos",
+    "neg_cos",
+    "batch_alignment",
+    "batch_uniformity",
+    "gd_mean",
+    "w_entropy",
+    "w_max",
+    "ratio_mean",
+];
+
+fn send(tx: &Sender<Event>, e: Event) -> Result<()> {
+    tx.send(e)
+        .map_err(|_| anyhow!("the event receiver is gone"))
+}
+
+/// Train one run. Returns how it ended; an `Err` is a failure (bad model, bad data, out of memory…).
+pub fn train(job: Job<'_>) -> Result<Outcome> {
+    let cfg = job.config;
+    let device = job.device;
+    let max_len = cfg.train.max_len as usize;
+    let model = LoadedModel::from_run_config(&cfg.model, job.sweep_file, cfg.seed, device)
+        .context("loading the model")?;
+    model.check_max_len(max_len)?;
+    let pooling: Pooling = cfg.model.pooling.parse().map_err(|e: String| anyhow!(e))?;
+    let pooler = Pooler {
+        pooling,
+        mlp_only_train: cfg.model.mlp_only_train,
+    };
+
+    // Data: read and tokenized once per process for all runs that share files, tokenizer, max_len.
+    let files: Vec<PathBuf> = cfg
+        .data
+        .train
+        .iter()
+        .map(|f| crate::spec::config::resolve_data_path(job.data_dir, f))
+        .collect();
+    let key = batch::CacheKey {
+        tokenizer: tokenizer_identity(&model),
+        files: files.iter().map(|f| f.display().to_string()).collect(),
+        format: cfg.data.format.clone(),
+        max_len: cfg.train.max_len,
+    };
+    let (shared, tokens_cached) = batch::cached(key, || {
+        let corpus = data::read_corpus(&files, &cfg.data.format)?;
+        let tok = batch::tokenize(&corpus, &|t: &str| {
+            let mut v = model.tokenizer.tokenize(&[t], max_len)?;
+            Ok(v.pop().map(|s| s.ids).unwrap_or_default())
+        })?;
+        Ok((corpus, tok))
+    })?;
+    let (corpus, tokens) = (&shared.0, &shared.1);
+    let n_all = tokens.len();
+    let n = if cfg.data.max_examples > 0 {
+        n_all.min(cfg.data.max_examples as usize)
+    } else {
+        n_all
+    };
+    let b = cfg.train.batch_size as usize;
+    let steps_per_epoch = (n / b) as i64;
+    if steps_per_epoch == 0 {
+        bail!("{} training examples are fewer than one batch of {b}", n);
+    }
+    let total = match (cfg.train.steps, cfg.train.epochs) {
+        (Some(s), _) => s,
+        (None, Some(e)) => e * steps_per_epoch,
+        (None, None) => steps_per_epoch,
+    };
+    let order_for_epoch = |epoch: i64| -> Vec<usize> {
+        // The first `max_examples` of the seed's permutation are the run's examples; each epoch
+        // visits them in its own order.
+        let base: Vec<usize> = if cfg.data.shuffle {
+            data::permutation(n_all, cfg.seed as u64)
+        } else {
+            (0..n_all).collect()
+        };
+        let mut chosen: Vec<usize> = base.into_iter().take(n).collect();
+        if cfg.data.shuffle && epoch > 0 {
+            let p = data::permutation(n, (cfg.seed as u64).wrapping_add(epoch as u64));
+            chosen = p.iter().map(|&i| chosen[i]).collect();
+        }
+        chosen
+    };
+
+    // Evaluation data, read once.
+    let dev_task = [Task::StsbDev];
+    let mut sts = StsData::load(job.data_dir, &dev_task).context("loading STS-B dev")?;
+    let final_tasks: Vec<Task> = Task::parse_list(&cfg.eval.tasks)?;
+    sts.ensure(job.data_dir, &final_tasks)
+        .context("loading the evaluation tasks")?;
+    let eval_len = model.max_tokens() as usize;
+    let eval_bs = cfg.eval.batch_size as usize;
+
+    let loss_fn = loss::build(cfg)?;
+    let named: Vec<(String, Tensor)> = model
+        .vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
+    let mut opt = optim::FlatAdamW::new(named, cfg.train.weight_decay, 0.9, 0.999, 1e-8);
+    let autocast = match (device, cfg.train.precision.as_str()) {
+        (Device::Cuda(_), "bf16") => Some(Kind::BFloat16),
+        (Device::Cuda(_), "fp16") => Some(Kind::Half),
+        _ => None,
+    };
+    let mut scaler = LossScaler::new(autocast == Some(Kind::Half));
+
+    send(
+        &job.events,
+        Event::Started {
+            device: format!("{device:?}"),
+            parameters: opt.numel(),
+            examples: n,
+            skipped_lines: corpus.skipped(),
+            total_steps: total,
+            tokens_cached,
+        },
+    )?;
+    if corpus.skipped() > 0 {
+        send(
+            &job.events,
+            Event::Note {
+                kind: "data",
+                message: format!(
+                    "skipped {} lines ({} empty, {} not UTF-8, {} malformed)",
+                    corpus.skipped(),
+                    corpus.skipped_empty,
+                    corpus.skipped_non_utf8,
+                    corpus.skipped_malformed
+                ),
+            },
+        )?;
+    }
+
+    let best_dir = job.out_dir.join("best");
+    let mut best: Option<(i64, f64)> = None;
+    let mut evaluate_dev =
+        |model: &LoadedModel, step: i64, best: &mut Option<(i64, f64)>| -> Result<()> {
+            let scores =
+                embed_scores(model, &pooler, &sts, &dev_task, eval_len, eval_bs, autocast)?;
+            let v = scores.get(Task::StsbDev).unwrap_or(f64::NAN);
+            send(
+                &job.events,
+                Event::Metrics(vec![(step, "stsb_dev".into(), v)]),
+            )?;
+            if best.is_none_or(|(_, b)| v > b) {
+                model
+                    .save_pretrained(&best_dir)
+                    .context("saving the best checkpoint")?;
+                *best = Some((step, v));
+                send(
+                    &job.events,
+                    Event::Checkpoint {
+                        kind: "best",
+                        step,
+                        path: best_dir.clone(),
+                        metric: Some("stsb_dev".into()),
+                        value: Some(v),
+                    },
+                )?;
+            }
+            Ok(())
+        };
+    if cfg.eval.every > 0 {
+        evaluate_dev(&model, 0, &mut best)?;
+    }
+
+    let mut pending: Vec<Tensor> = Vec::new();
+    let mut pending_from = 1i64;
+    let mut window_tokens = 0usize;
+    let mut window_start = Instant::now();
+    let mut epoch = -1i64;
+    let mut order: Vec<usize> = Vec::new();
+    let per = tokens.per_example;
+    let pad = model.config.pad_id();
+    let mut outcome = None;
+    for step in 1..=total {
+        let e = (step - 1) / steps_per_epoch;
+        if e != epoch {
+            epoch = e;
+            order = order_for_epoch(e);
+        }
+        let k = ((step - 1) % steps_per_epoch) as usize;
+        let idx = &order[k * b..(k + 1) * b];
+        // Unsupervised: each sentence twice (two dropout masks in one forward); supervised: the
+        // triplet. Rows are example-major, as SimCSE's (batch, num_sent, len) view.
+        let views = if per == 1 { 2 } else { 3 };
+        let mut seqs: Vec<&[i64]> = Vec::with_capacity(b * views);
+        for &i in idx {
+            let ex = tokens.example(i);
+            if per == 1 {
+                seqs.push(&ex[0]);
+                seqs.push(&ex[0]);
+            } else {
+                seqs.extend(ex.iter().map(|s| s.as_slice()));
+            }
+        }
+        window_tokens += seqs.iter().map(|s| s.len()).sum::<usize>();
+        let (ids, mask) = batch::collate(&seqs, pad, device);
+        let lr = optim::lr_at(
+            step - 1,
+            total,
+            cfg.train.warmup_steps,
+            cfg.train.lr,
+            &cfg.train.lr_schedule,
+        );
+        let forward = || {
+            let z = model.sentence_embeddings(&ids, &mask, &pooler, true);
+            let h = z.size()[1];
+            let z = z.view([b as i64, views as i64, h]);
+            let (z1, z2) = (z.select(1, 0), z.select(1, 1));
+            let z3 = (views == 3).then(|| z.select(1, 2));
+            loss_fn.forward(&loss::Views {
+                z1: &z1,
+                z2: &z2,
+                z3: z3.as_ref(),
+            })
+        };
+        let out = match autocast {
+            Some(kind) => tch::autocast_with_dtype(true, kind, forward),
+            None => forward(),
+        };
+        scaler.backward(&out.loss);
+        let gnorm = if scaler.unscale_and_check(&mut opt) {
+            opt.step(lr, cfg.train.max_grad_norm)
+        } else {
+            Tensor::full([], f64::INFINITY, (Kind::Float, device))
+        };
+        opt.zero_grad();
+        let mut row: Vec<Tensor> = vec![
+            out.loss.detach().to_kind(Kind::Float),
+            gnorm.to_kind(Kind::Float),
+        ];
+        for name in &STEP_METRICS[2..] {
+            let t = out
+                .metrics
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t.to_kind(Kind::Float))
+                .unwrap_or_else(|| Tensor::full([], f64::NAN, (Kind::Float, device)));
+            row.push(t);
+        }
+        pending.push(Tensor::stack(&row, 0));
+
+        let cancelled = job.cancel.load(Ordering::Relaxed);
+        let eval_now = cfg.eval.every > 0 && step % cfg.eval.every == 0 || step == total;
+        if step % FLUSH_EVERY == 0 || eval_now || cancelled {
+            // One host copy for the window's metrics; this is also where a divergence is seen.
+            let host = Vec::<f64>::try_from(
+                Tensor::stack(&pending, 0)
+                    .to_kind(Kind::Double)
+                    .to_device(Device::Cpu)
+                    .flatten(0, -1),
+            )?;
+            let secs = window_start.elapsed().as_secs_f64().max(1e-9);
+            let tps = window_tokens as f64 / secs;
+            let width = STEP_METRICS.len();
+            let mut rows = Vec::new();
+            for (j, vals) in host.chunks(width).enumerate() {
+                let s = pending_from + j as i64;
+                if !vals[0].is_finite() || (!scaler.enabled && !vals[1].is_finite()) {
+                    if outcome.is_none() {
+                        outcome = Some(Outcome::Diverged {
+                            step: s,
+                            detail: format!(
+                                "loss = {}, grad_norm = {} at step {s}",
+                                vals[0], vals[1]
+                            ),
+                        });
+                    }
+                }
+                if s % cfg.train.log_every == 0 || s == total || outcome.is_some() {
+                    for (name, v) in STEP_METRICS.iter().zip(vals) {
+                        rows.push((s, name.to_string(), *v));
+                    }
+                    rows.push((
+                        s,
+                        "lr".into(),
+                        optim::lr_at(
+                            s - 1,
+                            total,
+                            cfg.train.warmup_steps,
+                            cfg.train.lr,
+                            &cfg.train.lr_schedule,
+                        ),
+                    ));
+                    rows.push((s, "tokens_per_s".into(), tps));
+                }
+                if outcome.is_some() {
+                    break;
+                }
+            }
+            send(&job.events, Event::Metrics(rows))?;
+            pending.clear();
+            pending_from = step + 1;
+            window_tokens = 0;
+            window_start = Instant::now();
+            if let Some(o) = outcome.take() {
+                return Ok(o);
+            }
+            if eval_now {
+                evaluate_dev(&model, step, &mut best)?;
+                window_start = Instant::now();
+            }
+            if cancelled {
+                return Ok(Outcome::Cancelled { step });
+            }
+        }
+    }
+
+    // Final evaluation of the best checkpoint on the configured tasks.
+    if !final_tasks.is_empty() {
+        let (best_step, _) = best.ok_or_else(|| anyhow!("no checkpoint was evaluated"))?;
+        let best_model = LoadedModel::load(
+            &best_dir,
+            crate::model::Init::Pretrained { seed: cfg.seed },
+            &Default::default(),
+            device,
+        )
+        .context("reloading the best checkpoint")?;
+        let scores = embed_scores(
+            &best_model,
+            &pooler,
+            &sts,
+            &final_tasks,
+            eval_len,
+            eval_bs,
+            autocast,
+        )?;
+        let mut rows: Vec<(i64, String, f64)> = scores
+            .entries()
+            .into_iter()
+            .map(|(n, v)| (total, n.to_string(), v))
+            .collect();
+        if let Some(avg) = scores.avg() {
+            rows.push((total, "avg".into(), avg));
+        }
+        rows.push((total, "best_step".into(), best_step as f64));
+        send(&job.events, Event::Metrics(rows))?;
+    }
+    Ok(Outcome::Done { steps: total })
+}
+
+/// Evaluate `tasks` with the model's sentence embeddings (eval mode, no truncation below the model's
+/// limit, as SentEval feeds whole sentences).
+pub fn embed_scores(
+    model: &LoadedModel,
+    pooler: &Pooler,
+    sts: &StsData,
+    tasks: &[Task],
+    max_len: usize,
+    batch_size: usize,
+    autocast: Option<Kind>,
+) -> Result<Scores> {
+    let mut embed = |s: &[String]| -> Result<Tensor> {
+        let f = || model.embed(s, pooler, max_len, s.len().max(1));
+        Ok(match autocast {
+            Some(kind) => tch::autocast_with_dtype(true, kind, f)?,
+            None => f()?,
+        })
+    };
+    sts.evaluate(tasks, batch_size, &mut embed)
+}
+
+/// What identifies the tokenizer for the token cache: the model directory's tokenizer files.
+fn tokenizer_identity(model: &LoadedModel) -> String {
+    let mut id = model.source.display().to_string();
+    for f in ["tokenizer.json", "vocab.txt", "tokenizer_config.json"] {
+        if let Ok(m) = std::fs::metadata(model.source.join(f)) {
+            id.push_str(&format!("|{f}:{}:{:?}", m.len(), m.modified().ok()));
+        }
+    }
+    id
+}
+
+/// Dynamic loss scaling for fp16 (as torch.cuda.amp.GradScaler): scale the loss, unscale the
+/// gradients, skip the update and halve the scale on overflow, double it after 2000 clean steps.
+struct LossScaler {
+    enabled: bool,
+    scale: f64,
+    clean: i64,
+}
+
+impl LossScaler {
+    fn new(enabled: bool) -> Self {
+        LossScaler {
+            enabled,
+            scale: 65536.0,
+            clean: 0,
+        }
+    }
+
+    fn backward(&self, loss: &Tensor) {
+        if self.enabled {
+            (loss * self.scale).backward();
+        } else {
+            loss.backward();
+        }
+    }
+
+    /// Unscale the gradients; false if they overflowed (the update is skipped).
+    fn unscale_and_check(&mut self, opt: &mut optim::FlatAdamW) -> bool {
+        if !self.enabled {
+            return true;
+        }
+        let g = opt.flat_grad();
+        let finite = g.isfinite().all().int64_value(&[]) != 0;
+        if !finite {
+            self.scale /= 2.0;
+            self.clean = 0;
+            return false;
+        }
+        opt.scale_grads(1.0 / self.scale);
+        self.clean += 1;
+        if self.clean >= 2000 {
+            self.scale *= 2.0;
+            self.clean = 0;
+        }
+        true
+    }
+}
