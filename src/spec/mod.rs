@@ -230,6 +230,7 @@ fn unknown_key_msg(path: &str) -> String {
 /// Walk a table of settings written either as dotted keys or nested tables, calling `leaf` for
 /// every setting with the span of its key. A dotted key (`train.lr = ..`) is located at its first
 /// segment, a key inside a nested table (`[grid.train]` then `lr = ..`) at its own line.
+#[allow(clippy::type_complexity)]
 fn walk_settings<'i>(
     cx: &mut Ctx<'_>,
     prefix: &str,
@@ -1057,7 +1058,7 @@ fn resolve(
     // Loss parameters.
     let kind = get_str(&c, "loss.kind");
     let takes = loss_takes(&kind, &c);
-    for (k, _) in given {
+    for k in given.keys() {
         if k.starts_with("loss.") && k != "loss.kind" && !takes.iter().any(|(t, _)| t == k) {
             let switch = schema::MODIFIER_PARAMS
                 .iter()

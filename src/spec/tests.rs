@@ -152,7 +152,7 @@ fn identity_is_stable_under_edits_that_do_not_change_a_run() {
     // A changed setting is a different run; so is another seed and another sweep name.
     let f = ok(&format!("{HEAD}train.lr = 2.0\n"));
     assert_ne!(ids(&d), ids(&f));
-    let g = ok(&format!("{HEAD}").replace("[sweep]\n", "[sweep]\nseeds = [7]\n"));
+    let g = ok(&HEAD.replace("[sweep]\n", "[sweep]\nseeds = [7]\n"));
     assert_ne!(ids(&g), ids(&ok(HEAD)));
     let h = ok(&HEAD.replace("name = \"t\"", "name = \"u\""));
     assert_ne!(ids(&h), ids(&ok(HEAD)));
