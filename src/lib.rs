@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod model;
 pub mod runtime;
 pub mod spec;
 pub mod store;
