@@ -14,10 +14,12 @@
                          byte-level BPE tokenizer.json + vocab.json + merges.txt;
       each with expected.json (token ids and pooled vectors from transformers).
 
-  --check-saved DIR --embeddings JSON [--tol 1e-4]
+  --check-saved DIR --embeddings JSON [--check-saved DIR2 --embeddings JSON2 ...] [--tol 1e-4]
       Load a checkpoint directory that simsweep's save_pretrained wrote with AutoModel and
       AutoTokenizer, embed the sentences listed in JSON with the pooling it names, and compare the
-      token ids and vectors with those simsweep computed. Prints max |Δ|; exits 1 above --tol.
+      token ids and vectors with those simsweep computed (and, when sentence-transformers is
+      installed, check that it loads the directory too). Prints max |Δ| per checkpoint; exits 1 if
+      any exceeds --tol.
 
 Run with the Python of scripts/pyref.sh (torch 2.11.0, transformers 4.57.1).
 """
@@ -257,10 +259,10 @@ def main():
     mode = ap.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write-fixture", action="store_true")
     mode.add_argument("--write-tiny-fixtures", action="store_true")
-    mode.add_argument("--check-saved", metavar="DIR")
+    mode.add_argument("--check-saved", metavar="DIR", action="append")
     ap.add_argument("--model", help="model directory (--write-fixture)")
     ap.add_argument("--out", help="output file (--write-fixture) or folder (--write-tiny-fixtures)")
-    ap.add_argument("--embeddings", help="simsweep's embeddings JSON (--check-saved)")
+    ap.add_argument("--embeddings", action="append", help="simsweep's embeddings JSON, one per --check-saved")
     ap.add_argument("--tol", type=float, default=1e-4)
     a = ap.parse_args()
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
@@ -274,9 +276,10 @@ def main():
         tiny_bert_bin(a.out)
         tiny_roberta(a.out)
     else:
-        if not a.embeddings:
-            ap.error("--check-saved needs --embeddings")
-        sys.exit(check_saved(a.check_saved, a.embeddings, a.tol))
+        if not a.embeddings or len(a.embeddings) != len(a.check_saved):
+            ap.error("each --check-saved needs its --embeddings")
+        failed = [check_saved(d, e, a.tol) for d, e in zip(a.check_saved, a.embeddings)]
+        sys.exit(1 if any(failed) else 0)
 
 
 if __name__ == "__main__":
