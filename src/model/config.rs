@@ -249,13 +249,13 @@ impl BertConfig {
                 return Err(format!("{k} must be in [0, 1), found {p}"));
             }
         }
-        if !(self.layer_norm_eps > 0.0) {
+        if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
             return Err(format!(
                 "layer_norm_eps must be positive, found {}",
                 self.layer_norm_eps
             ));
         }
-        if !(self.initializer_range >= 0.0) {
+        if self.initializer_range.is_nan() || self.initializer_range < 0.0 {
             return Err(format!(
                 "initializer_range must be non-negative, found {}",
                 self.initializer_range

@@ -609,3 +609,30 @@ fn cased_vocab_follows_tokenizer_config() {
         toks[0].tokens
     );
 }
+
+#[test]
+fn dtype_flows_through_the_encoder() {
+    let _rng = rng_lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut m = random(&tiny_dir(tmp.path()), 2);
+    let b = m.encode(&SENTENCES, 32).unwrap();
+    let p = Pooler::new(Pooling::Cls);
+    let reference = m.embed(&SENTENCES, &p, 32, 8).unwrap();
+    // In bfloat16 the mask uses bfloat16's min and every hidden state stays bfloat16.
+    m.vs.bfloat16();
+    let hs = m.forward_t(&b.input_ids, &b.attention_mask, true);
+    assert!(hs.iter().all(|h| h.kind() == Kind::BFloat16));
+    let low = m.embed(&SENTENCES, &p, 32, 8).unwrap();
+    assert_eq!(low.kind(), Kind::Float, "embed returns f32");
+    let d = max_abs_diff(&low, &reference);
+    assert!(d < 0.05, "bfloat16 vs float32: {d}");
+    // Saving writes float32 whatever the variables' dtype.
+    let out = tmp.path().join("bf16");
+    m.save_pretrained(&out).unwrap();
+    let st = std::fs::read(out.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&st).unwrap();
+    assert!(st
+        .tensors()
+        .iter()
+        .all(|(_, v)| v.dtype() == safetensors::Dtype::F32));
+}
