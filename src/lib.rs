@@ -8,6 +8,7 @@ pub mod cli;
 pub mod data;
 pub mod eval;
 pub mod exec;
+pub mod model;
 pub mod runtime;
 pub mod spec;
 pub mod store;

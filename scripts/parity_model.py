@@ -1,0 +1,286 @@
+#!/usr/bin/env python3
+"""Independent reference for simsweep's model layer (transformers + PyTorch), three modes.
+
+  --write-fixture --model DIR --out tests/fixtures/minilm_avg.json
+      Embed a fixed list of sentences with transformers' AutoModel (eval mode) and write the token
+      ids and the pooled vectors (SimCSE's poolers: avg = mask-weighted mean of the last layer,
+      cls_before_pooler, avg_top2, avg_first_last with layer 1) as the Rust parity test's reference.
+
+  --write-tiny-fixtures --out tests/fixtures
+      Create two tiny seeded checkpoints the Rust tests load without Python:
+        tiny-bert-bin/   BertForMaskedLM, torch.save'd pytorch_model.bin (bert. prefix, cls.* head,
+                         tied weights, LayerNorm.gamma/beta names), vocab.txt only;
+        tiny-roberta/    RobertaForMaskedLM, model.safetensors (roberta. prefix, lm_head.*),
+                         byte-level BPE tokenizer.json + vocab.json + merges.txt;
+      each with expected.json (token ids and pooled vectors from transformers).
+
+  --check-saved DIR --embeddings JSON [--check-saved DIR2 --embeddings JSON2 ...] [--tol 1e-4]
+      Load a checkpoint directory that simsweep's save_pretrained wrote with AutoModel and
+      AutoTokenizer, embed the sentences listed in JSON with the pooling it names, and compare the
+      token ids and vectors with those simsweep computed (and, when sentence-transformers is
+      installed, check that it loads the directory too). Prints max |Δ| per checkpoint; exits 1 if
+      any exceeds --tol.
+
+Run with the Python of scripts/pyref.sh (torch 2.11.0, transformers 4.57.1).
+"""
+import argparse
+import json
+import os
+import sys
+
+import torch
+
+SENTENCES = [
+    "A man is playing a guitar.",
+    "A woman is slicing an onion.",
+    "The quick brown fox jumps over the lazy dog!",
+    "Two dogs run across a snowy field, chasing a red ball.",
+    "Un homme joue de la guitare.",
+    "Tokenization handles unbelievably long, hyphenated-words and numbers like 3.14159.",
+    "",
+    "Hello",
+    "Café résumé naïve — accents and em-dashes.",
+    "A very long sentence " + " ".join(["that keeps going"] * 40) + " until it must be truncated.",
+]
+MAX_LEN = 64
+POOLINGS = ["avg", "cls_before_pooler", "avg_top2", "avg_first_last"]
+
+
+def rounded(rows):
+    """Vectors as lists, rounded to 7 decimals (|error| <= 5e-8, far below the tests' 1e-4)."""
+    return [[round(x, 7) for x in row] for row in rows.tolist()]
+
+
+def pool(hidden_states, mask, pooling):
+    """SimCSE's Pooler (avg_first_last with hidden_states[1], the corrected definition)."""
+    m = mask.unsqueeze(-1).to(hidden_states[-1].dtype)
+    last = hidden_states[-1]
+    if pooling == "cls_before_pooler":
+        return last[:, 0]
+    if pooling == "avg":
+        h = last
+    elif pooling == "avg_top2":
+        h = (last + hidden_states[-2]) / 2.0
+    elif pooling == "avg_first_last":
+        h = (hidden_states[1] + last) / 2.0
+    else:
+        raise SystemExit(f"pooling {pooling} has no reference here")
+    return (h * m).sum(1) / m.sum(1)
+
+
+def embed(model_dir, sentences, max_len, poolings):
+    from transformers import AutoModel, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModel.from_pretrained(model_dir).eval()
+    enc = tok(sentences, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+    with torch.no_grad():
+        out = model(
+            input_ids=enc["input_ids"],
+            attention_mask=enc["attention_mask"],
+            output_hidden_states=True,
+        )
+    ids = [
+        [int(t) for t, m in zip(row, mrow) if m]
+        for row, mrow in zip(enc["input_ids"].tolist(), enc["attention_mask"].tolist())
+    ]
+    pooled = {p: pool(out.hidden_states, enc["attention_mask"], p) for p in poolings}
+    return ids, pooled
+
+
+def write_fixture(model_dir, out):
+    torch.manual_seed(0)
+    ids, pooled = embed(model_dir, SENTENCES, MAX_LEN, POOLINGS)
+    doc = {
+        "about": "reference vectors from transformers AutoModel (eval) for tests/model_parity.rs; "
+        "written by scripts/parity_model.py --write-fixture",
+        "model": os.path.basename(os.path.normpath(model_dir)),
+        "max_len": MAX_LEN,
+        "sentences": SENTENCES,
+        "input_ids": ids,
+        "embeddings": {p: rounded(v) for p, v in pooled.items()},
+    }
+    with open(out, "w") as f:
+        json.dump(doc, f)
+    print(f"wrote {out}: {len(SENTENCES)} sentences, poolings {POOLINGS}")
+
+
+TINY_WORDS = (
+    "a man woman is playing guitar slicing an onion the quick brown fox jumps over lazy dog "
+    "two dogs run across snowy field chasing red ball hello world play ##ing ##s ##ed . , ! ?"
+).split()
+
+
+def tiny_bert_bin(out):
+    from transformers import BertConfig, BertForMaskedLM
+
+    d = os.path.join(out, "tiny-bert-bin")
+    os.makedirs(d, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + TINY_WORDS
+    with open(os.path.join(d, "vocab.txt"), "w") as f:
+        f.write("\n".join(vocab) + "\n")
+    cfg = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=40,
+        pad_token_id=0,
+        hidden_act="gelu",
+    )
+    torch.manual_seed(1)
+    model = BertForMaskedLM(cfg).eval()
+    # Make the biases and LayerNorm parameters non-trivial so that loading them matters.
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith("bias") or "LayerNorm" in n:
+                p.add_(torch.randn_like(p) * 0.1)
+    cfg.save_pretrained(d)
+    # torch.save of the state dict (tied decoder weight shares the embeddings' storage); old-style
+    # LayerNorm.gamma / beta names on the embeddings' LayerNorm, as TF-converted checkpoints have.
+    sd = model.state_dict()
+    renamed = type(sd)()
+    for k, v in sd.items():
+        if k.startswith("bert.embeddings.LayerNorm."):
+            k = k.replace(".weight", ".gamma").replace(".bias", ".beta")
+        renamed[k] = v
+    renamed._metadata = getattr(sd, "_metadata", None)
+    torch.save(renamed, os.path.join(d, "pytorch_model.bin"))
+    sentences = ["hello world", "a man is playing guitar.", "the quick brown fox jumps over the lazy dogs!", "zebra"]
+    expected(d, model.bert, sentences, 12, poolings=POOLINGS)
+
+
+def tiny_roberta(out):
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaForMaskedLM, RobertaTokenizerFast
+
+    d = os.path.join(out, "tiny-roberta")
+    os.makedirs(d, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    corpus = SENTENCES[:6] * 3 + [" ".join(TINY_WORDS)]
+    bpe.train_from_iterator(
+        corpus, vocab_size=300, min_frequency=1,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+    )
+    bpe.save_model(d)  # vocab.json, merges.txt
+    tok = RobertaTokenizerFast(
+        vocab_file=os.path.join(d, "vocab.json"), merges_file=os.path.join(d, "merges.txt"),
+        model_max_length=64,
+    )
+    tok.save_pretrained(d)
+    cfg = RobertaConfig(
+        vocab_size=len(tok),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=32,
+        max_position_embeddings=40,
+        type_vocab_size=1,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        hidden_act="gelu_new",
+    )
+    torch.manual_seed(2)
+    model = RobertaForMaskedLM(cfg).eval()
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith("bias") or "LayerNorm" in n:
+                p.add_(torch.randn_like(p) * 0.1)
+    model.save_pretrained(d, safe_serialization=True)
+    sentences = ["A man is playing a guitar.", "Two dogs run.", "The quick brown fox jumps over the lazy dog!"]
+    expected(d, model.roberta, sentences, 16, poolings=POOLINGS)
+
+
+def expected(d, encoder, sentences, max_len, poolings):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(d)
+    enc = tok(sentences, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+    with torch.no_grad():
+        out = encoder(
+            input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], output_hidden_states=True
+        )
+    ids = [
+        [int(t) for t, m in zip(row, mrow) if m]
+        for row, mrow in zip(enc["input_ids"].tolist(), enc["attention_mask"].tolist())
+    ]
+    doc = {
+        "about": "written by scripts/parity_model.py --write-tiny-fixtures (transformers reference)",
+        "max_len": max_len,
+        "sentences": sentences,
+        "input_ids": ids,
+        "embeddings": {p: rounded(pool(out.hidden_states, enc["attention_mask"], p)) for p in poolings},
+    }
+    with open(os.path.join(d, "expected.json"), "w") as f:
+        json.dump(doc, f)
+    print(f"wrote {d}")
+
+
+def check_saved(model_dir, emb_path, tol):
+    with open(emb_path) as f:
+        doc = json.load(f)
+    pooling = doc["pooling"]
+    ids, pooled = embed(model_dir, doc["sentences"], doc["max_len"], [pooling])
+    ok = True
+    if ids != doc["input_ids"]:
+        bad = [i for i, (a, b) in enumerate(zip(ids, doc["input_ids"])) if a != b]
+        print(f"{model_dir}: token ids differ for sentences {bad}")
+        ok = False
+    ref = pooled[pooling]
+    ours = torch.tensor(doc["embeddings"])
+    if ref.shape != ours.shape:
+        print(f"{model_dir}: shapes differ: transformers {tuple(ref.shape)}, simsweep {tuple(ours.shape)}")
+        return 1
+    delta = (ref - ours).abs().max().item()
+    print(f"{model_dir}: pooling {pooling}, {len(doc['sentences'])} sentences, max |delta| = {delta:.3e} (tol {tol:g})")
+    if delta > tol:
+        ok = False
+    # sentence-transformers, when installed, must load the directory as is (mean pooling).
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        pass
+    else:
+        st = SentenceTransformer(model_dir, device="cpu")
+        st.max_seq_length = doc["max_len"]
+        v = torch.tensor(st.encode(doc["sentences"]))
+        print(f"{model_dir}: sentence-transformers loaded it, embeddings {tuple(v.shape)}")
+        if pooling == "avg":
+            d2 = (v - ours).abs().max().item()
+            print(f"{model_dir}: sentence-transformers mean pooling max |delta| = {d2:.3e}")
+            ok = ok and d2 <= tol
+    return 0 if ok else 1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write-fixture", action="store_true")
+    mode.add_argument("--write-tiny-fixtures", action="store_true")
+    mode.add_argument("--check-saved", metavar="DIR", action="append")
+    ap.add_argument("--model", help="model directory (--write-fixture)")
+    ap.add_argument("--out", help="output file (--write-fixture) or folder (--write-tiny-fixtures)")
+    ap.add_argument("--embeddings", action="append", help="simsweep's embeddings JSON, one per --check-saved")
+    ap.add_argument("--tol", type=float, default=1e-4)
+    a = ap.parse_args()
+    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    if a.write_fixture:
+        if not a.model or not a.out:
+            ap.error("--write-fixture needs --model and --out")
+        write_fixture(a.model, a.out)
+    elif a.write_tiny_fixtures:
+        if not a.out:
+            ap.error("--write-tiny-fixtures needs --out")
+        tiny_bert_bin(a.out)
+        tiny_roberta(a.out)
+    else:
+        if not a.embeddings or len(a.embeddings) != len(a.check_saved):
+            ap.error("each --check-saved needs its --embeddings")
+        failed = [check_saved(d, e, a.tol) for d, e in zip(a.check_saved, a.embeddings)]
+        sys.exit(1 if any(failed) else 0)
+
+
+if __name__ == "__main__":
+    main()
