@@ -56,3 +56,52 @@ pub fn info() -> Info {
         check,
     }
 }
+
+mod ffi {
+    extern "C" {
+        // at::autocast::set_autocast_dtype(c10::DeviceType, c10::ScalarType) and its getter, exported
+        // by libtorch_cpu. Both enums are 8-bit integers passed in registers (x86-64 SysV).
+        #[link_name = "_ZN2at8autocast18set_autocast_dtypeEN3c1010DeviceTypeENS1_10ScalarTypeE"]
+        pub fn set_autocast_dtype(device_type: i8, dtype: i8);
+        #[link_name = "_ZN2at8autocast18get_autocast_dtypeEN3c1010DeviceTypeE"]
+        pub fn get_autocast_dtype(device_type: i8) -> i8;
+    }
+}
+
+const DEVICE_TYPE_CUDA: i8 = 1;
+
+fn scalar_type(kind: tch::Kind) -> i8 {
+    match kind {
+        tch::Kind::Half => 5,
+        tch::Kind::BFloat16 => 15,
+        _ => 6, // Float
+    }
+}
+
+/// Run `f` under CUDA autocast in `dtype` (bf16 or fp16). tch's own `autocast` always uses
+/// libtorch's default (fp16), so the dtype is set here first and restored afterwards.
+pub fn autocast<T>(dtype: tch::Kind, f: impl FnOnce() -> T) -> T {
+    // SAFETY: plain functions of libtorch taking and returning small integers; the value set is a
+    // valid ScalarType and is restored before returning.
+    let previous = unsafe { ffi::get_autocast_dtype(DEVICE_TYPE_CUDA) };
+    unsafe { ffi::set_autocast_dtype(DEVICE_TYPE_CUDA, scalar_type(dtype)) };
+    let out = tch::autocast(true, f);
+    unsafe { ffi::set_autocast_dtype(DEVICE_TYPE_CUDA, previous) };
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn autocast_dtype_round_trips() {
+        unsafe {
+            let before = super::ffi::get_autocast_dtype(super::DEVICE_TYPE_CUDA);
+            super::ffi::set_autocast_dtype(super::DEVICE_TYPE_CUDA, 15);
+            assert_eq!(super::ffi::get_autocast_dtype(super::DEVICE_TYPE_CUDA), 15);
+            super::ffi::set_autocast_dtype(super::DEVICE_TYPE_CUDA, before);
+            assert_eq!(before, 5, "libtorch's default CUDA autocast dtype is fp16");
+        }
+        // On a machine without CUDA the closure simply runs.
+        assert_eq!(super::autocast(tch::Kind::BFloat16, || 3), 3);
+    }
+}

@@ -71,15 +71,15 @@ impl Loss for InfoNce {
         // Gradient-paradigm components of InfoNCE: GD_i = 1 − P_ii, W_ij = P_ij over j ≠ i, R = 1.
         let p = tch::no_grad(|| logits.detach().softmax(1, Kind::Float));
         let pii = p.diagonal(0, 0, 1);
-        metrics.push(("gd_mean", (1.0 - &pii).mean(Kind::Float)));
-        let off = p.narrow(1, 0, b) * (1.0 - Tensor::eye(b, (Kind::Float, n1.device())));
+        metrics.push(("gd_mean", (-&pii + 1.0).mean(Kind::Float)));
+        let off = p.narrow(1, 0, b) * (-Tensor::eye(b, (Kind::Float, n1.device())) + 1.0);
         let off = if p.size()[1] > b {
             Tensor::cat(&[off, p.narrow(1, b, p.size()[1] - b)], 1)
         } else {
             off
         };
-        let w = &off / off.sum_dim_intlist([1], true, Kind::Float).clamp_min(1e-30);
-        let ent = -(&w * w.clamp_min(1e-30).log()).sum_dim_intlist([1], false, Kind::Float);
+        let w = &off / off.sum_dim_intlist(1, true, Kind::Float).clamp_min(1e-30);
+        let ent = -(&w * w.clamp_min(1e-30).log()).sum_dim_intlist(1, false, Kind::Float);
         metrics.push(("w_entropy", ent.mean(Kind::Float)));
         metrics.push(("w_max", w.amax([1], false).mean(Kind::Float)));
         metrics.push(("ratio_mean", Tensor::ones([], (Kind::Float, n1.device()))));
@@ -96,11 +96,12 @@ pub fn batch_metrics(n1: &Tensor, n2: &Tensor, s12: &Tensor) -> Vec<(&'static st
         let eye = Tensor::eye(b, (Kind::Float, s12.device()));
         let diag = s12.diagonal(0, 0, 1);
         let pos = diag.mean(Kind::Float);
-        let neg = (s12 * (1.0 - &eye)).sum(Kind::Float) / ((b * (b - 1)).max(1) as f64);
-        let align = (2.0 - 2.0 * &diag).mean(Kind::Float);
+        let not_eye = -&eye + 1.0;
+        let neg = (s12 * &not_eye).sum(Kind::Float) / ((b * (b - 1)).max(1) as f64);
+        let align = (-&diag * 2.0 + 2.0).mean(Kind::Float);
         let s11 = n1.matmul(&n1.tr());
         // exp(−2‖a − b‖²) = exp(−4 + 4 cos) for unit vectors; mean over the off-diagonal pairs.
-        let e = ((s11 * 4.0) - 4.0).exp() * (1.0 - &eye);
+        let e = ((s11 * 4.0) - 4.0).exp() * &not_eye;
         let unif = (e.sum(Kind::Float) / ((b * (b - 1)).max(1) as f64)).log();
         let _ = n2;
         vec![

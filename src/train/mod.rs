@@ -218,7 +218,7 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
 
     let best_dir = job.out_dir.join("best");
     let mut best: Option<(i64, f64)> = None;
-    let mut evaluate_dev =
+    let evaluate_dev =
         |model: &LoadedModel, step: i64, best: &mut Option<(i64, f64)>| -> Result<()> {
             let scores =
                 embed_scores(model, &pooler, &sts, &dev_task, eval_len, eval_bs, autocast)?;
@@ -301,7 +301,7 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
             })
         };
         let out = match autocast {
-            Some(kind) => tch::autocast_with_dtype(true, kind, forward),
+            Some(kind) => crate::runtime::autocast(kind, forward),
             None => forward(),
         };
         scaler.backward(&out.loss);
@@ -439,7 +439,7 @@ pub fn embed_scores(
     let mut embed = |s: &[String]| -> Result<Tensor> {
         let f = || model.embed(s, pooler, max_len, s.len().max(1));
         Ok(match autocast {
-            Some(kind) => tch::autocast_with_dtype(true, kind, f)?,
+            Some(kind) => crate::runtime::autocast(kind, f)?,
             None => f()?,
         })
     };
