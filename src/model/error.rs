@@ -10,35 +10,64 @@ pub enum ModelError {
     MissingDir(PathBuf),
     /// A required file is absent.
     #[error("{path} not found: {what}")]
-    MissingFile { path: PathBuf, what: String },
+    MissingFile {
+        /// The file looked for.
+        path: PathBuf,
+        /// What it is needed for.
+        what: String,
+    },
     /// `config.json` could not be read, parsed, or describes an unsupported or invalid model.
     #[error("{path}: {message}")]
-    Config { path: PathBuf, message: String },
+    Config {
+        /// The config.json.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// The checkpoint has no weights file.
     #[error("no weights in {0}: expected model.safetensors (or its index) or pytorch_model.bin (or its index); use model.init = \"random\" to train from scratch")]
     NoWeights(PathBuf),
     /// A weights file could not be read or decoded.
     #[error("{path}: cannot read weights: {message}")]
-    Weights { path: PathBuf, message: String },
+    Weights {
+        /// The weights file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// The checkpoint lacks tensors the model needs.
     #[error("{path}: {} tensor(s) the model needs are missing: {}", keys.len(), list(keys))]
-    MissingKeys { path: PathBuf, keys: Vec<String> },
+    MissingKeys {
+        /// The weights file.
+        path: PathBuf,
+        /// The missing keys (the model's names, without prefix).
+        keys: Vec<String>,
+    },
     /// Checkpoint tensors whose shapes differ from what config.json implies.
     #[error("{path}: {} tensor(s) have the wrong shape: {}", mismatches.len(), shapes(mismatches))]
     ShapeMismatch {
+        /// The weights file.
         path: PathBuf,
+        /// Each tensor whose shape differs.
         mismatches: Vec<ShapeMismatch>,
     },
     /// The tokenizer files could not be read or are inconsistent with the model.
     #[error("{path}: tokenizer: {message}")]
-    Tokenizer { path: PathBuf, message: String },
+    Tokenizer {
+        /// The tokenizer file or model directory.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// A request the model cannot serve (e.g. `max_len` beyond the position embeddings).
     #[error("{0}")]
     Invalid(String),
     /// A file-system error while reading or writing a checkpoint.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
     /// An error reported by libtorch.

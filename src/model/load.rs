@@ -412,7 +412,11 @@ pub(super) fn save_pretrained(m: &LoadedModel, dir: &Path) -> Result<()> {
         return Err(ModelError::io(dir, e));
     }
     if had_old {
-        let _ = std::fs::remove_dir_all(&old);
+        let _ = if old.is_dir() {
+            std::fs::remove_dir_all(&old)
+        } else {
+            std::fs::remove_file(&old)
+        };
     }
     if let Ok(d) = std::fs::File::open(&parent) {
         let _ = d.sync_all();

@@ -140,6 +140,14 @@ impl Pooler {
         }
     }
 
+    /// From a run's `model.pooling` and `model.mlp_only_train`.
+    pub fn from_config(model: &crate::spec::config::ModelConfig) -> Result<Self, String> {
+        Ok(Self {
+            pooling: model.pooling.parse()?,
+            mlp_only_train: model.mlp_only_train,
+        })
+    }
+
     /// Whether the MLP is applied: `cls` in training always (SimCSE `cl_forward`), at evaluation
     /// unless `mlp_only_train` (SimCSE `sentemb_forward`).
     pub fn uses_mlp(&self, train: bool) -> bool {

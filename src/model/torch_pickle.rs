@@ -40,6 +40,7 @@ fn u64le(b: &[u8], at: usize) -> u64 {
 /// A minimal reader of uncompressed ("stored") zip archives, zip64 included.
 struct Zip {
     file: File,
+    len: u64,
     entries: HashMap<String, ZipEntry>,
 }
 
@@ -126,7 +127,7 @@ impl Zip {
             );
             p = end;
         }
-        Ok(Self { file, entries })
+        Ok(Self { file, len, entries })
     }
 
     fn read(&mut self, name: &str) -> R<Vec<u8>> {
@@ -152,6 +153,11 @@ impl Zip {
             return Err(format!("archive entry `{name}`: corrupt local header"));
         }
         let skip = u64::from(u16le(&header, 26)) + u64::from(u16le(&header, 28));
+        if e.header_offset + 30 + skip + e.size > self.len {
+            return Err(format!(
+                "archive entry `{name}` extends beyond the end of the file"
+            ));
+        }
         self.file
             .seek(SeekFrom::Current(skip as i64))
             .map_err(|err| err.to_string())?;
@@ -625,7 +631,9 @@ pub fn read_state_dict(path: &Path) -> R<Vec<(String, Tensor)>> {
         if !storages.contains_key(&t.storage_key) {
             let bytes = zip.read(&format!("{prefix}data/{}", t.storage_key))?;
             let elt = t.kind.elt_size_in_bytes();
-            if bytes.len() != t.storage_numel as usize * elt {
+            if t.storage_numel < 0
+                || (bytes.len() as u128) != (t.storage_numel as u128) * (elt as u128)
+            {
                 return Err(format!(
                     "storage {} of `{name}` has {} bytes, expected {} elements of {elt} bytes",
                     t.storage_key,
@@ -638,18 +646,19 @@ pub fn read_state_dict(path: &Path) -> R<Vec<(String, Tensor)>> {
             storages.insert(t.storage_key.clone(), s);
         }
         let storage = &storages[&t.storage_key];
-        let extent: i64 = t
+        // The last element's position, in i128 so that hostile shapes cannot overflow.
+        let last: i128 = t
             .size
             .iter()
             .zip(&t.stride)
-            .map(|(&n, &s)| if n == 0 { 0 } else { (n - 1) * s })
-            .sum::<i64>()
-            + 1;
-        let numel: i64 = t.size.iter().product();
+            .map(|(&n, &s)| i128::from(n.max(1) - 1) * i128::from(s))
+            .sum();
+        let empty = t.size.contains(&0);
         if t.size.len() != t.stride.len()
             || t.offset < 0
+            || t.size.iter().any(|&n| n < 0)
             || t.stride.iter().any(|&s| s < 0)
-            || (numel > 0 && t.offset + extent > t.storage_numel)
+            || (!empty && i128::from(t.offset) + last >= i128::from(t.storage_numel))
         {
             return Err(format!("tensor `{name}` lies outside its storage"));
         }
@@ -701,6 +710,29 @@ mod tests {
         ]);
         assert_eq!(unpickle(p2), expect);
         assert_eq!(unpickle(p4), expect);
+    }
+
+    #[test]
+    fn reads_a_torch_save_state_dict() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tiny-bert-bin/pytorch_model.bin");
+        let sd: HashMap<String, Tensor> = read_state_dict(&p).unwrap().into_iter().collect();
+        let words = &sd["bert.embeddings.word_embeddings.weight"];
+        assert_eq!(words.size(), [41, 16]);
+        assert_eq!(words.kind(), Kind::Float);
+        assert_eq!(sd.len(), 44);
+        assert!(sd.contains_key("bert.embeddings.LayerNorm.gamma"));
+        assert!(sd.contains_key("bert.embeddings.LayerNorm.beta"));
+        // The tied decoder weight shares the embeddings' storage.
+        assert!(sd["cls.predictions.decoder.weight"].equal(words));
+        // A truncated copy fails with a message, not a panic.
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        for cut in [bytes.len() / 2, bytes.len() - 30] {
+            let q = dir.path().join("cut.bin");
+            std::fs::write(&q, &bytes[..cut]).unwrap();
+            assert!(read_state_dict(&q).is_err());
+        }
     }
 
     #[test]
