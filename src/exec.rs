@@ -160,6 +160,7 @@ fn execute(
         let mut names: HashMap<String, Arc<str>> = HashMap::new();
         let mut last: HashMap<String, (i64, f64)> = HashMap::new();
         let mut total_steps = 0;
+        let mut printed = -1i64;
         for ev in rx {
             match ev {
                 Event::Started {
@@ -208,22 +209,24 @@ fn execute(
                     sink.send(Write::Metrics(batch))?;
                     if let Some(step) = max_step {
                         store.heartbeat(run_pk, step.min(total_steps))?;
-                        let show = |k: &str| {
-                            last.get(k)
-                                .map(|(_, v)| format!(" {k} {v:.4}"))
-                                .unwrap_or_default()
-                        };
-                        if last.get("stsb_dev").is_some_and(|(s, _)| *s == step)
-                            || step % 50 == 0
-                            || step == total_steps
-                        {
+                        // One line per evaluation, and about every tenth of the run otherwise.
+                        let evaluated = last.get("stsb_dev").is_some_and(|(s, _)| *s == step);
+                        let every = (total_steps / 10).max(1);
+                        if evaluated || step / every > printed / every {
+                            printed = step;
+                            let show = |k: &str| {
+                                last.get(k)
+                                    .map(|(_, v)| format!(" {k} {v:.4}"))
+                                    .unwrap_or_default()
+                            };
                             println!(
-                                "{label} step {}/{total_steps}{}{}{} {:.0} tok/s",
+                                "{label} step {}/{total_steps}{}{}{}{}",
                                 step.min(total_steps),
                                 show("loss"),
                                 show("stsb_dev"),
                                 show("pos_cos"),
-                                last.get("tokens_per_s").map_or(0.0, |v| v.1)
+                                last.get("tokens_per_s")
+                                    .map_or(String::new(), |v| format!(" {:.0} tok/s", v.1))
                             );
                             let _ = std::io::stdout().flush();
                         }

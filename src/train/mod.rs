@@ -342,16 +342,12 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
             let mut rows = Vec::new();
             for (j, vals) in host.chunks(width).enumerate() {
                 let s = pending_from + j as i64;
-                if !vals[0].is_finite() || (!scaler.enabled && !vals[1].is_finite()) {
-                    if outcome.is_none() {
-                        outcome = Some(Outcome::Diverged {
-                            step: s,
-                            detail: format!(
-                                "loss = {}, grad_norm = {} at step {s}",
-                                vals[0], vals[1]
-                            ),
-                        });
-                    }
+                let bad = !vals[0].is_finite() || (!scaler.enabled && !vals[1].is_finite());
+                if bad && outcome.is_none() {
+                    outcome = Some(Outcome::Diverged {
+                        step: s,
+                        detail: format!("loss = {}, grad_norm = {} at step {s}", vals[0], vals[1]),
+                    });
                 }
                 if s % cfg.train.log_every == 0 || s == total || outcome.is_some() {
                     for (name, v) in STEP_METRICS.iter().zip(vals) {

@@ -119,7 +119,7 @@ impl FlatAdamW {
                     .reciprocal()
                     .multiply_scalar(max_grad_norm)
                     .clamp_max(1.0);
-                g = g * coef;
+                g *= coef;
             }
             self.step += 1;
             let t = self.step as f64;
@@ -181,9 +181,9 @@ mod tests {
     use tch::{nn, nn::OptimizerConfig, Device};
 
     fn model(vs: &nn::VarStore) -> (Tensor, Tensor) {
-        let root = vs.root();
-        let w = root.randn("dense.weight", &[4, 3], 0.0, 1.0);
-        let b = root.randn("dense.bias", &[4], 0.0, 1.0);
+        let root = vs.root() / "dense";
+        let w = root.randn("weight", &[4, 3], 0.0, 1.0);
+        let b = root.randn("bias", &[4], 0.0, 1.0);
         (w, b)
     }
 
@@ -245,10 +245,10 @@ mod tests {
     #[test]
     fn clipping_and_decay_groups() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let root = vs.root();
-        let w = root.ones("layer.dense.weight", &[2]);
-        let b = root.ones("layer.dense.bias", &[2]);
-        let ln = root.ones("layer.LayerNorm.weight", &[2]);
+        let root = vs.root() / "layer";
+        let w = (&root / "dense").ones("weight", &[2]);
+        let b = (&root / "dense").ones("bias", &[2]);
+        let ln = (&root / "LayerNorm").ones("weight", &[2]);
         let mut opt = FlatAdamW::new(
             vec![
                 ("layer.dense.weight".into(), w.shallow_clone()),

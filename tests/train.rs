@@ -1,0 +1,225 @@
+//! End-to-end training through the binary: a tiny random-init BERT on the wiki excerpt, evaluated on
+//! the shared STS data. Sized for CI (two cores, seconds).
+
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn data_dir() -> Option<PathBuf> {
+    let d = std::env::var_os("SIMSWEEP_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/data"));
+    if d.join("SentEval/data/downstream/STS/STSBenchmark/sts-dev.csv")
+        .is_file()
+    {
+        Some(d)
+    } else {
+        eprintln!("skipped: shared data not found at {}", d.display());
+        None
+    }
+}
+
+/// A 1-layer, 32-wide BERT with the bert-base-uncased vocabulary.
+fn micro_model(dir: &Path) -> PathBuf {
+    let m = dir.join("micro-bert");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::copy(
+        repo().join("models/tiny-bert/vocab.txt"),
+        m.join("vocab.txt"),
+    )
+    .unwrap();
+    let cfg = std::fs::read_to_string(repo().join("models/tiny-bert/config.json"))
+        .unwrap()
+        .replace("\"hidden_size\": 128", "\"hidden_size\": 32")
+        .replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1")
+        .replace("\"intermediate_size\": 512", "\"intermediate_size\": 64");
+    std::fs::write(m.join("config.json"), cfg).unwrap();
+    m
+}
+
+fn count(c: &Connection, sql: &str) -> i64 {
+    c.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn a_sweep_trains_evaluates_checkpoints_and_isolates_a_failing_run() {
+    let Some(data) = data_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    micro_model(dir.path());
+    let sweep = dir.path().join("s.toml");
+    std::fs::write(
+        &sweep,
+        r#"
+[sweep]
+name = "e2e"
+[base]
+model.path = "micro-bert"
+model.init = "random"
+data.train = ["wiki1m_for_simcse.head.txt"]
+data.max_examples = 400
+train.batch_size = 8
+train.steps = 20
+train.lr = 1e-4
+eval.every = 10
+eval.tasks = ["stsb_test"]
+probe.every = 0
+[grid]
+"model.pooling" = ["cls", "avg"]
+"train.max_len" = [24, 600]   # 600 exceeds the model's 512 positions: that run must fail alone
+"#,
+    )
+    .unwrap();
+    let db = dir.path().join("results/r.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_simsweep"))
+        .args([
+            "--db",
+            &db.display().to_string(),
+            "--data-dir",
+            &data.display().to_string(),
+            "run",
+            &sweep.display().to_string(),
+            "--device",
+            "cpu",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed run makes the exit status 1\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("e2e: 2 done, 2 failed, 0 diverged"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("max_len 600 exceeds what the model's position embeddings allow"),
+        "{stdout}"
+    );
+
+    let c = Connection::open(&db).unwrap();
+    assert_eq!(
+        count(
+            &c,
+            "SELECT count(*) FROM runs WHERE status = 'done' AND step = 20"
+        ),
+        2
+    );
+    assert_eq!(
+        count(
+            &c,
+            "SELECT count(*) FROM runs WHERE status = 'failed' AND error LIKE '%max_len 600%'"
+        ),
+        2
+    );
+    let done = "SELECT run_pk FROM runs WHERE status = 'done'";
+    // Step metrics: every step 1..=20 once per metric, for both runs.
+    for m in [
+        "loss",
+        "lr",
+        "grad_norm",
+        "pos_cos",
+        "neg_cos",
+        "batch_alignment",
+        "batch_uniformity",
+        "gd_mean",
+        "w_entropy",
+        "w_max",
+        "ratio_mean",
+        "tokens_per_s",
+    ] {
+        let q = format!("SELECT count(*), count(DISTINCT step), min(step), max(step) FROM metric_values WHERE metric = '{m}' AND run_id IN (SELECT run_id FROM runs WHERE status = 'done')");
+        let (n, d, lo, hi): (i64, i64, i64, i64) = c
+            .query_row(&q, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap();
+        assert_eq!((n, d, lo, hi), (40, 20, 1, 20), "{m}");
+    }
+    // The loss is finite and the learning rate decays linearly to 1e-4/20 at the last step.
+    assert_eq!(count(&c, &format!("SELECT count(*) FROM metrics m JOIN metric_names n USING (metric_id) WHERE n.name = 'loss' AND m.value IS NULL AND run_pk IN ({done})")), 0);
+    let lr_last: f64 = c
+        .query_row(
+            "SELECT value FROM metric_values WHERE metric = 'lr' AND step = 20 LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!((lr_last - 1e-4 / 20.0).abs() < 1e-12, "{lr_last}");
+    // STS-B dev at steps 0, 10, 20; the final score of the best checkpoint on STS-B test.
+    assert_eq!(
+        count(
+            &c,
+            "SELECT count(*) FROM metric_values WHERE metric = 'stsb_dev' AND step IN (0, 10, 20)"
+        ),
+        6
+    );
+    assert_eq!(count(&c, "SELECT count(*) FROM metric_values WHERE metric = 'stsb_test' AND step = 20 AND value BETWEEN -100 AND 100"), 2);
+    assert_eq!(count(&c, "SELECT count(*) FROM metric_values WHERE metric = 'best_step' AND value IN (0, 10, 20)"), 2);
+    // The best checkpoint is a Hugging Face directory, listed in checkpoints, and evaluates the same.
+    let (path, best): (String, f64) = c
+        .query_row(&format!("SELECT path, value FROM checkpoints WHERE kind = 'best' AND run_pk IN ({done}) ORDER BY run_pk LIMIT 1"), [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        assert!(Path::new(&path).join(f).is_file(), "{path}/{f}");
+    }
+    let pooling: String = c
+        .query_row("SELECT value FROM run_params p WHERE key = 'model.pooling' AND run_id = (SELECT run_id FROM runs WHERE run_pk = (SELECT min(run_pk) FROM runs WHERE status = 'done'))", [], |r| r.get(0))
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_simsweep"))
+        .args([
+            "--data-dir",
+            &data.display().to_string(),
+            "eval",
+            "--model",
+            &path,
+            "--pooling",
+            &pooling,
+            "--tasks",
+            "stsb_dev",
+            "--json",
+            "--device",
+            "cpu",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let again = j["scores"]["stsb_dev"].as_f64().unwrap();
+    assert!(
+        (again - best).abs() < 1e-3,
+        "eval of the saved best checkpoint {again} vs recorded {best}"
+    );
+
+    // Running again skips the done runs and retries nothing else (failed runs stay failed).
+    let out = Command::new(env!("CARGO_BIN_EXE_simsweep"))
+        .args([
+            "--db",
+            &db.display().to_string(),
+            "--data-dir",
+            &data.display().to_string(),
+            "run",
+            &sweep.display().to_string(),
+            "--device",
+            "cpu",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("e2e: 0 done, 0 failed"), "{stdout}");
+    assert_eq!(
+        count(
+            &c,
+            "SELECT count(*) FROM metric_values WHERE metric = 'loss'"
+        ),
+        40
+    );
+}
