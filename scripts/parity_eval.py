@@ -270,6 +270,8 @@ def main():
     if args.rust_json:
         with open(args.rust_json) as f:
             rust = json.load(f)
+        if isinstance(rust.get("scores"), dict):  # `simsweep eval --json` nests them
+            rust = rust["scores"]
         bad = 0
         print(f"\n{'task':<11} {'python':>9} {'simsweep':>9} {'delta':>8}")
         for k in [t for t in TASKS + ["avg"] if t in scores or t in rust]:
