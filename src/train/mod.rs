@@ -326,6 +326,17 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         }
         pending.push(Tensor::stack(&row, 0));
 
+        if cfg.train.checkpoint_every > 0 && step % cfg.train.checkpoint_every == 0 && step < total {
+            let last = job.out_dir.join("last");
+            model.save_pretrained(&last).context("saving the periodic checkpoint")?;
+            send(&job.events, Event::Checkpoint {
+                kind: "last",
+                step,
+                path: last,
+                metric: None,
+                value: None,
+            })?;
+        }
         let cancelled = job.cancel.load(Ordering::Relaxed);
         let eval_now = cfg.eval.every > 0 && step % cfg.eval.every == 0 || step == total;
         if step % FLUSH_EVERY == 0 || eval_now || cancelled {
