@@ -201,6 +201,15 @@ impl Store {
         Ok(())
     }
 
+    /// A write transaction that takes the database's write lock at once (waiting up to
+    /// [`BUSY_TIMEOUT`] for another writer), so it never fails half-way on a lock upgrade.
+    fn immediate(&mut self) -> Result<rusqlite::Transaction<'_>> {
+        let path = self.path.clone();
+        self.conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|source| sql_err(&path)(source))
+    }
+
     /// Bring the schema up to [`SCHEMA_VERSION`], one migration per transaction.
     fn migrate(&mut self) -> Result<()> {
         let path = self.path.clone();
@@ -233,10 +242,7 @@ impl Store {
     pub fn plan(&mut self, sweep: &Sweep) -> Result<PlanSummary> {
         let path = self.path.clone();
         let e = sql_err(&path);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&e)?;
+        let tx = self.immediate()?;
         let swept = serde_json::to_string(&sweep.swept_keys).expect("JSON");
         tx.execute(
             "INSERT INTO sweeps (name, description, file_path, file_text, swept_keys, created_at, updated_at)
@@ -417,10 +423,7 @@ impl Store {
     ) -> Result<Option<Claimed>> {
         let path = self.path.clone();
         let e = sql_err(&path);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&e)?;
+        let tx = self.immediate()?;
         let row = tx
             .query_row(
                 "SELECT r.run_pk, r.run_id, r.sweep_id, r.ordinal, r.config_json FROM runs r JOIN sweeps s ON s.sweep_id = r.sweep_id
@@ -478,10 +481,7 @@ impl Store {
     ) -> Result<()> {
         let path = self.path.clone();
         let e = sql_err(&path);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&e)?;
+        let tx = self.immediate()?;
         tx.execute(
             "UPDATE runs SET status = ?2, step = coalesce(?3, step), error = ?4, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE run_pk = ?1",
             params![run_pk, status, step, error],

@@ -200,6 +200,12 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
             tokens_cached,
         },
     )?;
+    if autocast.is_none() && cfg.train.precision != "fp32" {
+        send(&job.events, Event::Note {
+            kind: "precision",
+            message: format!("train.precision = {} applies on CUDA; this run on {device:?} computes in fp32", cfg.train.precision),
+        })?;
+    }
     if corpus.skipped() > 0 {
         send(
             &job.events,
