@@ -84,6 +84,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Counts of runs by status; with a sweep name, also the running runs with their step and the
+    /// errors of failed runs.
+    Status {
+        /// A sweep name (default: every sweep in the database).
+        sweep: Option<String>,
+    },
     /// Show what this build sees: versions, threads, CUDA devices.
     Info {
         /// Print JSON.
@@ -151,6 +157,7 @@ pub fn main_with(cli: Cli) -> Result<i32> {
             json,
             &cli.data_dir,
         ),
+        Command::Status { ref sweep } => status(&cli, sweep.as_deref()),
         Command::Info { json } => {
             let info = crate::runtime::info();
             if json {
@@ -213,13 +220,13 @@ fn run(cli: &Cli, file: &std::path::Path, device: Option<&str>) -> Result<i32> {
         "sweep {}: {} runs ({} to run, {} done, {} failed) on {}",
         sweep.name,
         summary.total,
-        summary.new + summary.pending,
+        summary.new + summary.pending + summary.cancelled,
         summary.done,
         summary.failed,
         crate::exec::device_name(device)
     );
-    let cancel = std::sync::atomic::AtomicBool::new(false);
-    let totals = crate::exec::run_sweep(&sweep, &cli.db, &cli.data_dir, device, &cancel)?;
+    let cancel = crate::exec::install_interrupt_handler();
+    let totals = crate::exec::run_sweep(&sweep, &cli.db, &cli.data_dir, device, cancel)?;
     println!(
         "sweep {}: {} done, {} failed, {} diverged, {} cancelled in this invocation → {}",
         sweep.name,
@@ -303,6 +310,56 @@ fn eval(
             "{}",
             crate::table::render(&["task".to_string(), "spearman×100".to_string()], &rows)
         );
+    }
+    Ok(0)
+}
+
+fn status(cli: &Cli, sweep: Option<&str>) -> Result<i32> {
+    let store = Store::open_readonly(&cli.db)?;
+    let c = &store.conn;
+    let mut st = c.prepare(
+        "SELECT s.name, count(r.run_pk),
+                sum(r.status = 'pending'), sum(r.status = 'running'), sum(r.status = 'done'),
+                sum(r.status = 'failed'), sum(r.status = 'diverged'), sum(r.status = 'cancelled')
+         FROM sweeps s LEFT JOIN runs r ON r.sweep_id = s.sweep_id AND r.in_plan = 1
+         WHERE ?1 IS NULL OR s.name = ?1 GROUP BY s.sweep_id ORDER BY s.sweep_id",
+    )?;
+    let rows: Vec<Vec<String>> = st
+        .query_map([sweep], |r| {
+            (0..8)
+                .map(|i| {
+                    if i == 0 {
+                        r.get::<_, String>(0)
+                    } else {
+                        Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0).to_string())
+                    }
+                })
+                .collect()
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    if rows.is_empty() {
+        return Err(BadInput(match sweep {
+            Some(s) => format!("no sweep named `{s}` in {}", cli.db.display()),
+            None => format!("no sweeps in {}", cli.db.display()),
+        })
+        .into());
+    }
+    let headers: Vec<String> = ["sweep", "runs", "pending", "running", "done", "failed", "diverged", "cancelled"].iter().map(|s| s.to_string()).collect();
+    print!("{}", crate::table::render(&headers, &rows));
+    if let Some(name) = sweep {
+        let runs = store.sweep_runs(name)?;
+        let running: Vec<Vec<String>> = runs
+            .iter()
+            .filter(|r| r.status == "running")
+            .map(|r| vec![r.run_id.clone(), r.step.map_or("-".into(), |s| s.to_string())])
+            .collect();
+        if !running.is_empty() {
+            println!("\nrunning");
+            print!("{}", crate::table::render(&["run".into(), "step".into()], &running));
+        }
+        for r in runs.iter().filter(|r| matches!(r.status.as_str(), "failed" | "diverged")) {
+            println!("\n{} {} at step {}: {}", r.run_id, r.status, r.step.map_or("-".into(), |s| s.to_string()), r.error.as_deref().unwrap_or(""));
+        }
     }
     Ok(0)
 }

@@ -15,6 +15,23 @@ use std::sync::{mpsc, Arc};
 use std::time::Instant;
 use tch::Device;
 
+/// Interrupts: the first Ctrl-C (or SIGTERM) asks the running run to finish its step, save a `last`
+/// checkpoint and stop (it is marked `cancelled` and runs again next time); the second stops at once.
+pub fn install_interrupt_handler() -> &'static AtomicBool {
+    static CANCEL: AtomicBool = AtomicBool::new(false);
+    let installed = ctrlc::set_handler(|| {
+        if CANCEL.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            eprintln!("\nsimsweep: stopping now");
+            std::process::exit(130);
+        }
+        eprintln!("\nsimsweep: finishing the current step, then stopping (Ctrl-C again to stop now)");
+    });
+    if let Err(e) = installed {
+        eprintln!("warning: cannot install the Ctrl-C handler: {e}");
+    }
+    &CANCEL
+}
+
 /// Parse `cpu`, `cuda`, `cuda:N`.
 pub fn parse_device(s: &str) -> Result<Device, String> {
     match s {

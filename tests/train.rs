@@ -199,6 +199,21 @@ probe.every = 0
         "eval of the saved best checkpoint {again} vs recorded {best}"
     );
 
+    // `status` counts the runs and shows the failures' errors.
+    let out = Command::new(env!("CARGO_BIN_EXE_simsweep"))
+        .args(["--db", &db.display().to_string(), "status", "e2e"])
+        .output()
+        .unwrap();
+    let st = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{st}");
+    assert!(st.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["e2e", "4", "0", "0", "2", "2", "0", "0"]), "{st}");
+    assert_eq!(st.matches("failed at step -: ").count(), 2, "{st}");
+    let out = Command::new(env!("CARGO_BIN_EXE_simsweep"))
+        .args(["--db", &db.display().to_string(), "status", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
     // Running again skips the done runs and retries nothing else (failed runs stay failed).
     let out = Command::new(env!("CARGO_BIN_EXE_simsweep"))
         .args([

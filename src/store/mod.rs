@@ -412,9 +412,11 @@ pub struct Claimed {
 }
 
 impl Store {
-    /// Atomically take the next pending run of `sweep` (in plan order) and mark it running under
-    /// `worker`: two processes never get the same run. Its earlier metrics and checkpoints (from a
-    /// failed or cancelled attempt) are cleared, so the new attempt's rows are the only ones.
+    /// Atomically take the next run of `sweep` to execute (in plan order) and mark it running under
+    /// `worker`: two processes never get the same run. Candidates are pending runs, cancelled runs
+    /// (interrupted by Ctrl-C), and runs marked running by a process of this host that no longer
+    /// exists (killed). The run's earlier metrics and checkpoints are cleared, so the new attempt's
+    /// rows are the only ones.
     pub fn claim_next(
         &mut self,
         sweep: &str,
@@ -424,10 +426,38 @@ impl Store {
         let path = self.path.clone();
         let e = sql_err(&path);
         let tx = self.immediate()?;
+        let host = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+        // Runs left `running` by a dead process of this host go back to the pool.
+        let orphans: Vec<(i64, String)> = {
+            let mut st = tx
+                .prepare(
+                    "SELECT r.run_pk, r.worker FROM runs r JOIN sweeps s ON s.sweep_id = r.sweep_id
+                     WHERE s.name = ?1 AND r.status = 'running' AND r.host = ?2",
+                )
+                .map_err(&e)?;
+            let rows = st
+                .query_map(params![sweep, host], |r| Ok((r.get(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default())))
+                .map_err(&e)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)?
+        };
+        for (pk, w) in orphans {
+            let alive = w
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse::<u32>().ok())
+                .is_some_and(process_alive);
+            if !alive {
+                tx.execute(
+                    "UPDATE runs SET status = 'cancelled', error = 'the process running it (' || ?2 || ') ended without finishing' WHERE run_pk = ?1",
+                    params![pk, w],
+                )
+                .map_err(&e)?;
+            }
+        }
         let row = tx
             .query_row(
                 "SELECT r.run_pk, r.run_id, r.sweep_id, r.ordinal, r.config_json FROM runs r JOIN sweeps s ON s.sweep_id = r.sweep_id
-                 WHERE s.name = ?1 AND r.status = 'pending' AND r.in_plan = 1 ORDER BY r.ordinal LIMIT 1",
+                 WHERE s.name = ?1 AND r.status IN ('pending', 'cancelled') AND r.in_plan = 1 ORDER BY r.ordinal LIMIT 1",
                 [sweep],
                 |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, String>(4)?)),
             )
@@ -505,6 +535,11 @@ impl Store {
             .map(|_| ())
             .map_err(sql_err(&self.path))
     }
+}
+
+/// Whether a process with this id exists on this machine.
+fn process_alive(pid: u32) -> bool {
+    pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// A run as stored.

@@ -400,6 +400,15 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
                 window_start = Instant::now();
             }
             if cancelled {
+                let last = job.out_dir.join("last");
+                model.save_pretrained(&last).context("saving the checkpoint at cancellation")?;
+                send(&job.events, Event::Checkpoint {
+                    kind: "last",
+                    step,
+                    path: last,
+                    metric: None,
+                    value: None,
+                })?;
                 return Ok(Outcome::Cancelled { step });
             }
         }
