@@ -219,6 +219,10 @@ pub fn resolve_hub(id: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// Serialises tests that set the process-wide Hugging Face cache variables.
+#[cfg(test)]
+pub(crate) static HF_ENV_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +252,7 @@ mod tests {
 
     #[test]
     fn hub_resolution_reads_refs_main() {
+        let _env = HF_ENV_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path().join("models--org--m");
         std::fs::create_dir_all(d.join("snapshots/abc")).unwrap();

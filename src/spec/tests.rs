@@ -362,3 +362,21 @@ fn paths_are_checked_against_the_data_dir_and_sweep_folder() {
         .message
         .contains("relative paths resolve against the data directory"));
 }
+
+#[test]
+fn hub_ids_are_checked_in_the_hf_cache() {
+    let _env = config::HF_ENV_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let cache = tempfile::tempdir().unwrap();
+    let snap = cache.path().join("models--org--tiny/snapshots/abc");
+    std::fs::create_dir_all(&snap).unwrap();
+    std::fs::write(snap.join("config.json"), "{}").unwrap();
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("w.txt"), "x\n").unwrap();
+    std::env::set_var("HF_HUB_CACHE", cache.path());
+    let s = parse(Path::new("s.toml"), "[sweep]\nname = \"t\"\n[base]\nmodel.hub = \"org/tiny\"\ndata.train = \"w.txt\"\n").unwrap();
+    check_paths(&s, data.path()).unwrap();
+    let s = parse(Path::new("s.toml"), "[sweep]\nname = \"t\"\n[base]\nmodel.hub = \"bert-base-uncased\"\ndata.train = \"w.txt\"\n").unwrap();
+    let e = check_paths(&s, data.path()).unwrap_err().to_string();
+    std::env::remove_var("HF_HUB_CACHE");
+    assert!(e.starts_with("s.toml:4:13: key `model.hub`: hub model `bert-base-uncased` is not in the Hugging Face cache"), "{e}");
+}
