@@ -177,7 +177,7 @@ fn loss_defaults_are_filled_and_kept_out_of_identity() {
     assert_eq!(c(1)["loss.margin"], json!(0.23));
     assert_eq!(c(2)["loss.margin"], json!(0.45));
     assert_eq!(c(3)["loss.gd"], json!(false));
-    assert_eq!(c(3)["loss.lambda"], json!(0.005));
+    assert_eq!(c(3)["loss.lambda"], json!(1.0));
     // Stating the loss's default margin does not change the id.
     let t = ok(&format!("{HEAD}loss.kind = \"mpt\"\nloss.margin = 0.23\n"));
     assert_eq!(t.runs[0].id, s.runs[1].id);
