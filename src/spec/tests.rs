@@ -362,3 +362,16 @@ fn paths_are_checked_against_the_data_dir_and_sweep_folder() {
         .message
         .contains("relative paths resolve against the data directory"));
 }
+
+#[test]
+fn an_empty_table_in_a_zip_row_leaves_the_key_unset() {
+    let s = ok(&format!(
+        "{HEAD}[[zip]]\n\"loss.kind\" = [\"infonce\", \"mpt\", \"mhe\"]\n\"loss.margin\" = [{{}}, 0.5, {{}}]\n\"loss.gd\" = [{{}}, {{}}, true]\n"
+    ));
+    let c = |i: usize| &s.runs[i].config;
+    assert!(!c(0).contains_key("loss.margin"));
+    assert!(!c(0).contains_key("loss.gd"));
+    assert_eq!(c(1)["loss.margin"], json!(0.5));
+    assert_eq!(c(2)["loss.gd"], json!(true));
+    assert_eq!(c(2)["loss.margin"], json!(0.3));
+}
