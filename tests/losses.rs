@@ -68,7 +68,7 @@ model.path = "micro-bert"
 model.init = "random"
 model.pooling = "avg"
 data.train = ["wiki1m_for_simcse.head.txt"]
-data.max_examples = 200
+data.max_examples = 40
 train.batch_size = 8
 train.max_len = 24
 train.steps = {STEPS}
@@ -76,6 +76,7 @@ train.lr = 1e-4
 eval.every = 0
 eval.tasks = []
 probe.every = 0
+probe.size = 16
 {grid}"#
         ),
     )
