@@ -265,17 +265,48 @@ eval.tasks = []
     .unwrap();
     let db = dir.path().join("r.db");
     let out = Command::new(env!("CARGO_BIN_EXE_simsweep"))
-        .args(["--db", &db.display().to_string(), "--data-dir", &data.display().to_string(), "run", &sweep.display().to_string(), "--device", "cpu"])
+        .args([
+            "--db",
+            &db.display().to_string(),
+            "--data-dir",
+            &data.display().to_string(),
+            "run",
+            &sweep.display().to_string(),
+            "--device",
+            "cpu",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("2943 examples"), "{stdout}");
     let c = Connection::open(&db).unwrap();
-    assert_eq!(count(&c, "SELECT count(*) FROM metric_values WHERE metric = 'loss' AND value > 0"), 6);
+    assert_eq!(
+        count(
+            &c,
+            "SELECT count(*) FROM metric_values WHERE metric = 'loss' AND value > 0"
+        ),
+        6
+    );
     // With hard negatives each row has 2B logits: the initial loss is near ln(16), not ln(8).
-    let first: f64 = c.query_row("SELECT value FROM metric_values WHERE metric = 'loss' AND step = 1", [], |r| r.get(0)).unwrap();
+    let first: f64 = c
+        .query_row(
+            "SELECT value FROM metric_values WHERE metric = 'loss' AND step = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert!(first > 8f64.ln(), "{first}");
     // No evaluation during training: only the end-of-training STS-B dev point.
-    assert_eq!(count(&c, "SELECT count(*) FROM metric_values WHERE metric = 'stsb_dev'"), 1);
+    assert_eq!(
+        count(
+            &c,
+            "SELECT count(*) FROM metric_values WHERE metric = 'stsb_dev'"
+        ),
+        1
+    );
 }

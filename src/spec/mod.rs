@@ -365,6 +365,15 @@ fn axis_values(
     let mut out: Vec<Given> = Vec::new();
     let mut ok = true;
     for item in items.iter() {
+        // In a [[zip]] row, `{}` leaves the key unset (so that, e.g., each loss of a zip group gets
+        // only the parameters it takes).
+        if table == "zip" && matches!(item.get_ref(), DeValue::Table(t) if t.is_empty()) {
+            out.push(Given {
+                value: Value::Null,
+                span: item.span(),
+            });
+            continue;
+        }
         match check_given(cx, spec, item) {
             Some(g) => out.push(g),
             None => ok = false,
@@ -709,7 +718,9 @@ pub fn parse(file: &Path, text: &str) -> Result<Sweep, SpecErrors> {
         let mut given = base_map.clone();
         for (a, &p) in axes.iter().zip(&picks) {
             for (k, g) in a.keys.iter().zip(&a.choices[p]) {
-                given.insert(k.clone(), g.clone());
+                if !g.value.is_null() {
+                    given.insert(k.clone(), g.clone());
+                }
             }
         }
         for &seed in &seeds {

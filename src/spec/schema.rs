@@ -166,11 +166,11 @@ pub static KEYS: &[KeySpec] = &[
     key("loss.margin", NONNEG, None, "Margin m: mpt (default 0.23), met (0.45), mat (0.15, in units of π), and the gd modifier of the non-contrastive losses (0.30)."),
     key("loss.angle", Kind::Float { min: 0.0, min_open: false, max: std::f64::consts::PI, max_open: false }, None, "ArcCon's additive angular margin u, in radians (default 10° = 0.17453292519943295)."),
     key("loss.gd", Kind::Bool, None, "Non-contrastive losses: switch on the gradient-dissipation modifier (default false)."),
-    key("loss.weight", Kind::Bool, None, "Non-contrastive losses: switch on the softmax weight modifier over negatives (default false)."),
+    key("loss.weight", Kind::Bool, None, "barlow_twins, vicreg, mhe: switch on the softmax weight modifier over negatives (default false); mhs has none."),
     key("loss.ratio", Kind::Bool, None, "Non-contrastive losses: switch on the ratio modifier of the positive term (default false)."),
     key("loss.temperature", POS, None, "Temperature of the weight modifier's softmax (default 0.05); needs loss.weight = true."),
     key("loss.ratio_scale", POS, None, "Scale of the positive term under the ratio modifier (default 1.5 for barlow_twins/vicreg, 1.75 for mhe/mhs); needs loss.ratio = true."),
-    key("loss.lambda", NONNEG, None, "Off-diagonal / regulariser weight of barlow_twins (default 0.005) and vicreg (default 1.0)."),
+    key("loss.lambda", NONNEG, None, "Non-contrastive losses: weight λ of the negative (uniformity / redundancy) term against the positive term (default 1.0 for barlow_twins, vicreg, mhe and mhs, as in the reference code)."),
     // ---- probe
     key("probe.every", int(0, BIG), Some("125"), "Probe the embedding geometry every N steps, always at step 0 and the last step (0 = only those two)."),
     key("probe.sentences", Kind::Str, Some("\"stsb-dev\""), "Probe set: `stsb-dev` (the first sentence1 of STS-B dev) or a file of one sentence per line under the data directory."),
@@ -211,25 +211,21 @@ pub fn loss_params(kind: &str) -> &'static [(&'static str, &'static str)] {
         "mpt" => &[("loss.margin", "0.23")],
         "met" => &[("loss.margin", "0.45")],
         "mat" => &[("loss.margin", "0.15")],
-        "barlow_twins" | "vicreg" | "mhe" | "mhs" => match kind {
-            "barlow_twins" => &[
-                ("loss.gd", "false"),
-                ("loss.weight", "false"),
-                ("loss.ratio", "false"),
-                ("loss.lambda", "0.005"),
-            ],
-            "vicreg" => &[
-                ("loss.gd", "false"),
-                ("loss.weight", "false"),
-                ("loss.ratio", "false"),
-                ("loss.lambda", "1.0"),
-            ],
-            _ => &[
-                ("loss.gd", "false"),
-                ("loss.weight", "false"),
-                ("loss.ratio", "false"),
-            ],
-        },
+        // λ defaults to 1 for all four, as `loss_params.get('lambda', 1)` in the reference code
+        // (its scripts pass 30 / 30 / 10 / 1 for the original forms, 1 for the modified ones).
+        "barlow_twins" | "vicreg" | "mhe" => &[
+            ("loss.gd", "false"),
+            ("loss.weight", "false"),
+            ("loss.ratio", "false"),
+            ("loss.lambda", "1.0"),
+        ],
+        // MHS has no weight modifier: its W is already one-hot on the nearest negative (the
+        // reference code ignores `w_w` for mhs).
+        "mhs" => &[
+            ("loss.gd", "false"),
+            ("loss.ratio", "false"),
+            ("loss.lambda", "1.0"),
+        ],
         _ => &[],
     }
 }

@@ -177,7 +177,7 @@ fn loss_defaults_are_filled_and_kept_out_of_identity() {
     assert_eq!(c(1)["loss.margin"], json!(0.23));
     assert_eq!(c(2)["loss.margin"], json!(0.45));
     assert_eq!(c(3)["loss.gd"], json!(false));
-    assert_eq!(c(3)["loss.lambda"], json!(0.005));
+    assert_eq!(c(3)["loss.lambda"], json!(1.0));
     // Stating the loss's default margin does not change the id.
     let t = ok(&format!("{HEAD}loss.kind = \"mpt\"\nloss.margin = 0.23\n"));
     assert_eq!(t.runs[0].id, s.runs[1].id);
@@ -379,4 +379,17 @@ fn hub_ids_are_checked_in_the_hf_cache() {
     let e = check_paths(&s, data.path()).unwrap_err().to_string();
     std::env::remove_var("HF_HUB_CACHE");
     assert!(e.starts_with("s.toml:4:13: key `model.hub`: hub model `bert-base-uncased` is not in the Hugging Face cache"), "{e}");
+}
+
+#[test]
+fn an_empty_table_in_a_zip_row_leaves_the_key_unset() {
+    let s = ok(&format!(
+        "{HEAD}[[zip]]\n\"loss.kind\" = [\"infonce\", \"mpt\", \"mhe\"]\n\"loss.margin\" = [{{}}, 0.5, {{}}]\n\"loss.gd\" = [{{}}, {{}}, true]\n"
+    ));
+    let c = |i: usize| &s.runs[i].config;
+    assert!(!c(0).contains_key("loss.margin"));
+    assert!(!c(0).contains_key("loss.gd"));
+    assert_eq!(c(1)["loss.margin"], json!(0.5));
+    assert_eq!(c(2)["loss.gd"], json!(true));
+    assert_eq!(c(2)["loss.margin"], json!(0.3));
 }

@@ -1,7 +1,15 @@
 //! Training objectives as functions of the views' sentence embeddings, plus the step metrics that
 //! every objective reports (computed on the device; nothing here synchronises with the host).
+//!
+//! The losses follow Li, Zhang & Nie (2024) and the reference code BDBC-KG-NLP/UnderstandingCSE
+//! (`isotropy/models.py`): the same detach points, symmetric terms and surrogate-gradient forms of
+//! the modified non-contrastive losses; the definitions in the shared `metrics.md` are normative.
+//!
+//! Every loss also exposes its per-anchor gradient components ([`Components`]): the gradient of the
+//! loss with respect to the normalised view-1 embedding ẑ1_i is (up to a component along ẑ1_i, which
+//! the normalisation removes) `scale_i · GD_i · Σ_j W_ij (neg_j − R_i · pos_i)`.
 
-use crate::spec::config::RunConfig;
+use crate::spec::config::{LossConfig, RunConfig};
 use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
@@ -22,17 +30,118 @@ pub struct LossOutput {
 /// A training objective.
 pub trait Loss: Send {
     fn forward(&self, views: &Views<'_>) -> LossOutput;
+    /// The per-anchor gradient components of the loss on this batch (detached).
+    fn components(&self, views: &Views<'_>) -> Components;
+}
+
+/// Per-anchor gradient components for the view-1 anchors of a batch of `B`, with `M` candidate
+/// negatives: `∂L/∂ẑ1_i ≡ scale_i · gd_i · Σ_j w_ij (negatives_j − r_i · positives_i)` modulo the
+/// direction of ẑ1_i itself (which the row normalisation projects out).
+pub struct Components {
+    /// `[B]` gradient-dissipation factor GD_i (InfoNCE/ArcCon `1 − P_ii`; margin losses and the
+    /// gd-masked non-contrastive losses: 1 if the anchor receives gradient, else 0; otherwise 1).
+    pub gd: Tensor,
+    /// `[B, M]` weights over the negatives, rows summing to 1, zero at the anchor's own positive.
+    pub w: Tensor,
+    /// `[B]` ratio R_i of the pull towards the positive to the push from the negatives.
+    pub r: Tensor,
+    /// `[B]` the remaining positive factor (1/(Bτ) for InfoNCE/ArcCon, …).
+    pub scale: Tensor,
+    /// `[M, H]` the normalised vectors the anchors are pushed from.
+    pub negatives: Tensor,
+    /// `[B, H]` the normalised positives the anchors are pulled to (ẑ2).
+    pub positives: Tensor,
+}
+
+impl Components {
+    /// The gradient rebuilt from the components, w.r.t. the normalised view-1 embeddings (`[B, H]`).
+    pub fn rebuild(&self) -> Tensor {
+        let push = self.w.matmul(&self.negatives);
+        let pull = &self.positives * self.r.unsqueeze(1);
+        (push - pull) * (&self.gd * &self.scale).unsqueeze(1)
+    }
+
+    /// The logged means: `gd_mean`, `w_entropy`, `w_max`, `ratio_mean`.
+    pub fn metrics(&self) -> Vec<(&'static str, Tensor)> {
+        tch::no_grad(|| {
+            let w = &self.w;
+            let ent = -(w * w.clamp_min(1e-30).log()).sum_dim_intlist(1, false, Kind::Float);
+            vec![
+                ("gd_mean", self.gd.mean(Kind::Float).detach()),
+                ("w_entropy", ent.mean(Kind::Float).detach()),
+                ("w_max", w.amax([1], false).mean(Kind::Float).detach()),
+                ("ratio_mean", self.r.mean(Kind::Float).detach()),
+            ]
+        })
+    }
 }
 
 /// The objective a run's config names.
 pub fn build(cfg: &RunConfig) -> Result<Box<dyn Loss>> {
-    match cfg.loss.kind.as_str() {
-        "infonce" => Ok(Box::new(InfoNce {
-            temperature: cfg.train.temperature,
-            hard_negative_weight: cfg.train.hard_negative_weight,
-        })),
-        other => bail!("loss `{other}` is not implemented by this build (implemented: infonce)"),
-    }
+    build_loss(
+        &cfg.loss,
+        cfg.train.temperature,
+        cfg.train.hard_negative_weight,
+    )
+}
+
+const U10: f64 = 10.0 / 180.0 * std::f64::consts::PI;
+
+/// The objective for a `loss.*` section; `temperature` and `hard_negative_weight` are the
+/// `train.*` settings (InfoNCE and ArcCon).
+pub fn build_loss(
+    l: &LossConfig,
+    temperature: f64,
+    hard_negative_weight: f64,
+) -> Result<Box<dyn Loss>> {
+    let on = |b: Option<bool>| b.unwrap_or(false);
+    Ok(match l.kind.as_str() {
+        "infonce" => Box::new(InfoNce {
+            temperature,
+            hard_negative_weight,
+        }),
+        "arccon" => Box::new(ArcCon {
+            temperature,
+            hard_negative_weight,
+            angle: l.angle.unwrap_or(U10),
+        }),
+        "mpt" => Box::new(Margin {
+            kind: MarginKind::Mpt,
+            margin: l.margin.unwrap_or(0.23),
+        }),
+        "met" => Box::new(Margin {
+            kind: MarginKind::Met,
+            margin: l.margin.unwrap_or(0.45),
+        }),
+        "mat" => Box::new(Margin {
+            kind: MarginKind::Mat,
+            margin: l.margin.unwrap_or(0.15),
+        }),
+        k @ ("barlow_twins" | "vicreg" | "mhe" | "mhs") => {
+            let kind = match k {
+                "barlow_twins" => NcKind::BarlowTwins,
+                "vicreg" => NcKind::VicReg,
+                "mhe" => NcKind::Mhe,
+                _ => NcKind::Mhs,
+            };
+            let ratio_default = if matches!(kind, NcKind::Mhe | NcKind::Mhs) {
+                1.75
+            } else {
+                1.5
+            };
+            if kind == NcKind::Mhs && on(l.weight) {
+                bail!("loss `mhs` has no weight modifier (its W is already one-hot on the nearest negative)");
+            }
+            Box::new(NonContrastive {
+                kind,
+                gd: on(l.gd).then(|| l.margin.unwrap_or(0.30)),
+                weight: on(l.weight).then(|| l.temperature.unwrap_or(0.05)),
+                ratio: on(l.ratio).then(|| l.ratio_scale.unwrap_or(ratio_default)),
+                lambda: l.lambda.unwrap_or(1.0),
+            })
+        }
+        other => bail!("unknown loss `{other}`"),
+    })
 }
 
 /// Row-normalised copy in f32 (cosines are computed in f32 even under autocast).
@@ -40,6 +149,114 @@ pub fn normalize(z: &Tensor) -> Tensor {
     let z = z.to_kind(Kind::Float);
     let n = z.norm_scalaropt_dim(2.0, [1], true).clamp_min(1e-8);
     z / n
+}
+
+fn eye(b: i64, like: &Tensor) -> Tensor {
+    Tensor::eye(b, (Kind::Float, like.device()))
+}
+
+fn rows_sum(t: &Tensor) -> Tensor {
+    t.sum_dim_intlist(1, false, Kind::Float)
+}
+
+/// Clamp for `arccos` so its derivative stays finite when a cosine reaches ±1 (the reference code
+/// does not clamp; the value changes by at most 1e-6 in the cosine).
+const ACOS_CLAMP: f64 = 1.0 - 1e-6;
+
+fn acos(s: &Tensor) -> Tensor {
+    s.clamp(-ACOS_CLAMP, ACOS_CLAMP).arccos()
+}
+
+fn full_metrics(n1: &Tensor, n2: &Tensor, comps: &Components) -> Vec<(&'static str, Tensor)> {
+    let s12 = tch::no_grad(|| n1.detach().matmul(&n2.detach().tr()));
+    let mut m = batch_metrics(n1, n2, &s12);
+    m.extend(comps.metrics());
+    m
+}
+
+// ------------------------------------------------------------------------------------------------
+// InfoNCE and ArcCon
+
+/// Logits of InfoNCE/ArcCon: `[B, B]` (or `[B, 2B]` with hard negatives) similarities over τ, with
+/// ArcCon's diagonal `cos(θ_ii + u)`, SimCSE's `hard_negative_weight` added to each anchor's own
+/// hard negative. Also returns the cosine diagonal used for ArcCon's ratio.
+fn ce_logits(
+    n1: &Tensor,
+    n2: &Tensor,
+    n3: Option<&Tensor>,
+    temperature: f64,
+    hnw: f64,
+    angle: Option<f64>,
+) -> Tensor {
+    let b = n1.size()[0];
+    let mut s12 = n1.matmul(&n2.tr());
+    if let Some(u) = angle {
+        let theta = acos(&s12.diagonal(0, 0, 1));
+        let e = eye(b, n1);
+        s12 = &s12 * (-&e + 1.0) + (theta + u).cos().diag_embed(0, 0, 1);
+    }
+    let mut logits = s12 / temperature;
+    if let Some(n3) = n3 {
+        let s13 = n1.matmul(&n3.tr()) / temperature;
+        let s13 = if hnw != 0.0 {
+            s13 + eye(b, n1) * hnw
+        } else {
+            s13
+        };
+        logits = Tensor::cat(&[logits, s13], 1);
+    }
+    logits
+}
+
+fn ce_components(
+    n1: &Tensor,
+    n2: &Tensor,
+    n3: Option<&Tensor>,
+    temperature: f64,
+    hnw: f64,
+    angle: Option<f64>,
+) -> Components {
+    tch::no_grad(|| {
+        let (n1, n2) = (n1.detach(), n2.detach());
+        let n3 = n3.map(|t| t.detach());
+        let b = n1.size()[0];
+        let logits = ce_logits(&n1, &n2, n3.as_ref(), temperature, hnw, angle);
+        let p = logits.softmax(1, Kind::Float);
+        let mut not_pos = -eye(b, &n1) + 1.0;
+        let mut negatives = n2.shallow_clone();
+        if let Some(n3) = &n3 {
+            not_pos = Tensor::cat(
+                &[not_pos, Tensor::ones([b, b], (Kind::Float, n1.device()))],
+                1,
+            );
+            negatives = Tensor::cat(&[negatives, n3.shallow_clone()], 0);
+        }
+        let off = &p * not_pos;
+        // GD_i = 1 − P_ii, summed over the negatives rather than subtracted from 1 (no cancellation
+        // in f32 when P_ii is close to 1).
+        let gd = rows_sum(&off);
+        let w = &off / gd.clamp_min(1e-30).unsqueeze(1);
+        let r = match angle {
+            None => Tensor::ones([b], (Kind::Float, n1.device())),
+            Some(u) => {
+                let theta = acos(&(&n1 * &n2).sum_dim_intlist(1, false, Kind::Float));
+                (&theta + u).sin() / theta.sin()
+            }
+        };
+        let scale = Tensor::full(
+            [b],
+            1.0 / (b as f64 * temperature),
+            (Kind::Float, n1.device()),
+        );
+        Components {
+            gd,
+            w,
+            r,
+            scale,
+            negatives,
+            positives: n2,
+        }
+    })
 }
 
 /// SimCSE's InfoNCE: cross-entropy over the rows of cos(z1_i, z2_j)/τ with the diagonal as targets;
@@ -53,37 +270,445 @@ pub struct InfoNce {
 impl Loss for InfoNce {
     fn forward(&self, v: &Views<'_>) -> LossOutput {
         let (n1, n2) = (normalize(v.z1), normalize(v.z2));
-        let b = n1.size()[0];
-        let s12 = n1.matmul(&n2.tr());
-        let mut logits = &s12 / self.temperature;
-        if let Some(z3) = v.z3 {
-            let s13 = n1.matmul(&normalize(z3).tr()) / self.temperature;
-            let s13 = if self.hard_negative_weight != 0.0 {
-                s13 + Tensor::eye(b, (Kind::Float, n1.device())) * self.hard_negative_weight
-            } else {
-                s13
-            };
-            logits = Tensor::cat(&[logits, s13], 1);
-        }
-        let labels = Tensor::arange(b, (Kind::Int64, n1.device()));
+        let n3 = v.z3.map(normalize);
+        let logits = ce_logits(
+            &n1,
+            &n2,
+            n3.as_ref(),
+            self.temperature,
+            self.hard_negative_weight,
+            None,
+        );
+        let labels = Tensor::arange(n1.size()[0], (Kind::Int64, n1.device()));
         let loss = logits.cross_entropy_for_logits(&labels);
-        let mut metrics = batch_metrics(&n1, &n2, &s12);
-        // Gradient-paradigm components of InfoNCE: GD_i = 1 − P_ii, W_ij = P_ij over j ≠ i, R = 1.
-        let p = tch::no_grad(|| logits.detach().softmax(1, Kind::Float));
-        let pii = p.diagonal(0, 0, 1);
-        metrics.push(("gd_mean", (-&pii + 1.0).mean(Kind::Float)));
-        let off = p.narrow(1, 0, b) * (-Tensor::eye(b, (Kind::Float, n1.device())) + 1.0);
-        let off = if p.size()[1] > b {
-            Tensor::cat(&[off, p.narrow(1, b, p.size()[1] - b)], 1)
-        } else {
-            off
+        let c = ce_components(
+            &n1,
+            &n2,
+            n3.as_ref(),
+            self.temperature,
+            self.hard_negative_weight,
+            None,
+        );
+        LossOutput {
+            loss,
+            metrics: full_metrics(&n1, &n2, &c),
+        }
+    }
+
+    fn components(&self, v: &Views<'_>) -> Components {
+        let n3 = v.z3.map(normalize);
+        ce_components(
+            &normalize(v.z1),
+            &normalize(v.z2),
+            n3.as_ref(),
+            self.temperature,
+            self.hard_negative_weight,
+            None,
+        )
+    }
+}
+
+/// ArcCon (Zhang et al. 2022): InfoNCE with the positive cosine replaced by `cos(θ_ii + u)`.
+/// Hard negatives, when the data has them, are appended as in InfoNCE.
+pub struct ArcCon {
+    pub temperature: f64,
+    pub hard_negative_weight: f64,
+    /// Additive angular margin u in radians.
+    pub angle: f64,
+}
+
+impl Loss for ArcCon {
+    fn forward(&self, v: &Views<'_>) -> LossOutput {
+        let (n1, n2) = (normalize(v.z1), normalize(v.z2));
+        let n3 = v.z3.map(normalize);
+        let a = Some(self.angle);
+        let logits = ce_logits(
+            &n1,
+            &n2,
+            n3.as_ref(),
+            self.temperature,
+            self.hard_negative_weight,
+            a,
+        );
+        let labels = Tensor::arange(n1.size()[0], (Kind::Int64, n1.device()));
+        let loss = logits.cross_entropy_for_logits(&labels);
+        let c = ce_components(
+            &n1,
+            &n2,
+            n3.as_ref(),
+            self.temperature,
+            self.hard_negative_weight,
+            a,
+        );
+        LossOutput {
+            loss,
+            metrics: full_metrics(&n1, &n2, &c),
+        }
+    }
+
+    fn components(&self, v: &Views<'_>) -> Components {
+        let n3 = v.z3.map(normalize);
+        ce_components(
+            &normalize(v.z1),
+            &normalize(v.z2),
+            n3.as_ref(),
+            self.temperature,
+            self.hard_negative_weight,
+            Some(self.angle),
+        )
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Margin losses
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarginKind {
+    /// `mean relu(max_{j≠i} s_ij − s_ii + m)`.
+    Mpt,
+    /// `d = sqrt(max(2 − 2s, 1e−4))`; `mean relu(d_ii − min_{j≠i} d_ij + m)`.
+    Met,
+    /// `a = arccos s`; `mean relu(a_ii − min_{j≠i} a_ij + m·π)`.
+    Mat,
+}
+
+/// The triplet-style margin losses over the cross-view cosine matrix (hard negatives are ignored).
+pub struct Margin {
+    pub kind: MarginKind,
+    pub margin: f64,
+}
+
+impl Margin {
+    /// Per-anchor hinge arguments and the index of the hardest negative.
+    fn hinge(&self, n1: &Tensor, n2: &Tensor) -> (Tensor, Tensor) {
+        let b = n1.size()[0];
+        let e = eye(b, n1);
+        let s = n1.matmul(&n2.tr());
+        match self.kind {
+            MarginKind::Mpt => {
+                let (neg, j) = (&s - &e * 1e8).max_dim(1, false);
+                (neg - s.diagonal(0, 0, 1) + self.margin, j)
+            }
+            MarginKind::Met => {
+                let d = (-&s * 2.0 + 2.0).clamp_min(1e-4).sqrt();
+                let (neg, j) = (&d + &e * 1e8).min_dim(1, false);
+                (d.diagonal(0, 0, 1) - neg + self.margin, j)
+            }
+            MarginKind::Mat => {
+                let a = acos(&s);
+                let (neg, j) = (&a + &e * 1e8).min_dim(1, false);
+                (
+                    a.diagonal(0, 0, 1) - neg + self.margin * std::f64::consts::PI,
+                    j,
+                )
+            }
+        }
+    }
+
+    fn comps(&self, n1: &Tensor, n2: &Tensor) -> Components {
+        tch::no_grad(|| {
+            let (n1, n2) = (n1.detach(), n2.detach());
+            let b = n1.size()[0];
+            let (h, j) = self.hinge(&n1, &n2);
+            let gd = h.gt(0.0).to_kind(Kind::Float);
+            let w = Tensor::zeros([b, b], (Kind::Float, n1.device())).scatter_value(
+                1,
+                &j.unsqueeze(1),
+                1.0,
+            );
+            let s = n1.matmul(&n2.tr());
+            let sii = s.diagonal(0, 0, 1);
+            let sij = s.gather(1, &j.unsqueeze(1), false).squeeze_dim(1);
+            let bf = b as f64;
+            let (r, scale) = match self.kind {
+                MarginKind::Mpt => (
+                    Tensor::ones([b], (Kind::Float, n1.device())),
+                    Tensor::full([b], 1.0 / bf, (Kind::Float, n1.device())),
+                ),
+                MarginKind::Met => {
+                    let d = |x: &Tensor| (-x * 2.0 + 2.0).clamp_min(1e-4).sqrt();
+                    let (dii, dij) = (d(&sii), d(&sij));
+                    (&dij / dii, dij.reciprocal() / bf)
+                }
+                MarginKind::Mat => {
+                    let sn = |x: &Tensor| acos(x).sin();
+                    let (ai, aj) = (sn(&sii), sn(&sij));
+                    (&aj / ai, aj.reciprocal() / bf)
+                }
+            };
+            Components {
+                gd,
+                w,
+                r,
+                scale,
+                negatives: n2.shallow_clone(),
+                positives: n2,
+            }
+        })
+    }
+}
+
+impl Loss for Margin {
+    fn forward(&self, v: &Views<'_>) -> LossOutput {
+        let (n1, n2) = (normalize(v.z1), normalize(v.z2));
+        let (h, _) = self.hinge(&n1, &n2);
+        let loss = h.relu().mean(Kind::Float);
+        let c = self.comps(&n1, &n2);
+        LossOutput {
+            loss,
+            metrics: full_metrics(&n1, &n2, &c),
+        }
+    }
+
+    fn components(&self, v: &Views<'_>) -> Components {
+        self.comps(&normalize(v.z1), &normalize(v.z2))
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Non-contrastive losses in the reference code's surrogate-gradient forms
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NcKind {
+    BarlowTwins,
+    VicReg,
+    Mhe,
+    Mhs,
+}
+
+/// Barlow Twins, VICReg, MHE and MHS written, as in the reference code, as surrogate losses on the
+/// normalised views whose gradients are those of the original objectives, with the modifiers:
+/// `gd` (margin m: an anchor gets gradient only if `1 − max_{j≠i} cos(ẑ_i, ẑ_j) < m` within its own
+/// view), `weight` (softmax weights over the negatives at temperature τ) and `ratio` (scale of the
+/// positive term). Hard negatives are ignored.
+pub struct NonContrastive {
+    pub kind: NcKind,
+    /// The gd modifier's margin, when on.
+    pub gd: Option<f64>,
+    /// The weight modifier's temperature, when on (MHS has no weight modifier).
+    pub weight: Option<f64>,
+    /// The ratio modifier's scale, when on.
+    pub ratio: Option<f64>,
+    pub lambda: f64,
+}
+
+/// The gd modifier's mask: anchors whose nearest same-view neighbour is within the margin.
+fn gd_mask(n: &Tensor, m: f64) -> Tensor {
+    tch::no_grad(|| {
+        let n = n.detach();
+        let s = n.matmul(&n.tr());
+        let e = eye(n.size()[0], &n);
+        let (nn, _) = (&s - e * 1e8).max_dim(1, false);
+        (s.diagonal(0, 0, 1) - nn).lt(m)
+    })
+}
+
+/// Rows outside the mask are detached (they get no gradient from any term).
+fn apply_mask(n: &Tensor, mask: &Tensor) -> Tensor {
+    let m = mask.to_kind(Kind::Float).unsqueeze(1);
+    n * &m + n.detach() * (-m + 1.0)
+}
+
+impl NonContrastive {
+    /// Weights of Barlow Twins / VICReg over the rows of `base` (detached): the modifier's
+    /// `exp(s/τ)` normalised over all off-diagonal pairs, or the original `2 s / N²`.
+    fn bv_weight(&self, base: &Tensor) -> Tensor {
+        let b = base.size()[0];
+        let s = base.matmul(&base.tr());
+        match self.weight {
+            Some(t) => {
+                let w = (s / t).exp();
+                let off = (&w * (-eye(b, base) + 1.0)).sum(Kind::Float);
+                w / off
+            }
+            None => s * (2.0 / (b * b) as f64),
+        }
+    }
+
+    /// One direction of Barlow Twins (`bt`) or VICReg: anchors `u1`, partner view `u2`.
+    fn bv_half(&self, u1: &Tensor, u2: &Tensor, bt: bool) -> Tensor {
+        let b = u1.size()[0];
+        let nf = b as f64;
+        let (u1d, u2d) = (u1.detach(), u2.detach());
+        let weight = self.bv_weight(if bt { &u2d } else { &u1d });
+        let sim = u1.matmul(&u1d.tr());
+        let loss_neg = rows_sum(&(&weight * sim));
+        let loss_pos = match self.ratio {
+            Some(r) => {
+                let off = rows_sum(&(&weight * (-eye(b, u1) + 1.0)));
+                -rows_sum(&(u1 * u2)) * off * (self.lambda * r)
+            }
+            None if bt => {
+                let wcor = u1d.tr().matmul(&u2d) / nf;
+                let pos = (-wcor.diagonal(0, 0, 1) * (1.0 - self.lambda) + 1.0) * (2.0 / nf);
+                rows_sum(&(-(u1 * &u2d) * pos.unsqueeze(0)))
+            }
+            None => -rows_sum(&(u1 * &u2d)) * (2.0 / nf),
         };
-        let w = &off / off.sum_dim_intlist(1, true, Kind::Float).clamp_min(1e-30);
-        let ent = -(&w * w.clamp_min(1e-30).log()).sum_dim_intlist(1, false, Kind::Float);
-        metrics.push(("w_entropy", ent.mean(Kind::Float)));
-        metrics.push(("w_max", w.amax([1], false).mean(Kind::Float)));
-        metrics.push(("ratio_mean", Tensor::ones([], (Kind::Float, n1.device()))));
-        LossOutput { loss, metrics }
+        (loss_pos + loss_neg * self.lambda).sum(Kind::Float)
+    }
+
+    fn mhe_parts(&self, u: &Tensor) -> (Tensor, Tensor) {
+        let b = u.size()[0];
+        let t = self.weight.unwrap_or(1.0);
+        let sim = u.matmul(&u.tr()) / t;
+        let upper = Tensor::ones([b, b], (Kind::Bool, u.device())).triu(0);
+        let uniform = sim
+            .masked_fill(&upper, f64::NEG_INFINITY)
+            .view([-1])
+            .logsumexp([0], false);
+        let weight = match self.weight {
+            Some(t) => {
+                let sd = sim.detach() - eye(b, u) * 1e8;
+                (sd.logsumexp([1], false) - uniform.detach()).exp() / t
+            }
+            None => Tensor::full([b], 1.0 / b as f64, (Kind::Float, u.device())),
+        };
+        (uniform, weight)
+    }
+
+    /// MHS: distances from anchors `u` to the detached other view; returns (−nearest, argmin).
+    fn mhs_uniform(u: &Tensor, other: &Tensor) -> (Tensor, Tensor) {
+        let b = u.size()[0];
+        let d = (u.unsqueeze(1) - other.detach().unsqueeze(0))
+            .square()
+            .sum_dim_intlist(2, false, Kind::Float)
+            .g_add_scalar(1e-4)
+            .sqrt();
+        let (m, j) = (d + eye(b, u) * 1e8).min_dim(1, false);
+        (-m, j)
+    }
+
+    fn loss(&self, n1: &Tensor, n2: &Tensor) -> Tensor {
+        let (n1, n2) = match self.gd {
+            Some(m) => (
+                apply_mask(n1, &gd_mask(n1, m)),
+                apply_mask(n2, &gd_mask(n2, m)),
+            ),
+            None => (n1.shallow_clone(), n2.shallow_clone()),
+        };
+        let align = -rows_sum(&(&n1 * &n2)) * 2.0 + 2.0;
+        let r = self.ratio.unwrap_or(1.0);
+        match self.kind {
+            NcKind::BarlowTwins => self.bv_half(&n1, &n2, true) + self.bv_half(&n2, &n1, true),
+            NcKind::VicReg => self.bv_half(&n1, &n2, false) + self.bv_half(&n2, &n1, false),
+            NcKind::Mhe => {
+                let (u0, w0) = self.mhe_parts(&n1);
+                let (u1, w1) = self.mhe_parts(&n2);
+                let a0 = (&align * w0 * (r / 2.0)).sum(Kind::Float);
+                let a1 = (&align * w1 * (r / 2.0)).sum(Kind::Float);
+                (u0 + u1) * self.lambda + a0 + a1
+            }
+            NcKind::Mhs => {
+                let (u0, _) = Self::mhs_uniform(&n1, &n2);
+                let (u1, _) = Self::mhs_uniform(&n2, &n1);
+                let (a0, a1) = if self.ratio.is_some() {
+                    let w0 = (-u0.detach()).reciprocal();
+                    let w1 = (-u1.detach()).reciprocal();
+                    (&align * w0 * (r / 2.0), &align * w1 * (r / 2.0))
+                } else {
+                    (&align / 2.0, &align / 2.0)
+                };
+                (u0.mean(Kind::Float) + u1.mean(Kind::Float)) * self.lambda
+                    + a0.mean(Kind::Float)
+                    + a1.mean(Kind::Float)
+            }
+        }
+    }
+
+    /// Components of ∂L/∂ẑ1_i: the push `Σ_j A_ij neg_j` and pull `B_i ẑ2_i` read off the surrogate
+    /// forms; `scale_i = Σ_{j≠i} max(A_ij, 0)`, `W = max(A, 0)/scale`, `R = B/scale`. Negative
+    /// coefficients (the original Barlow Twins / VICReg weights are signed cosines) are clipped for W,
+    /// and the original Barlow Twins' per-dimension positive is summarised by its component along ẑ2_i,
+    /// so the rebuild is exact only without those two cases.
+    fn comps(&self, n1: &Tensor, n2: &Tensor) -> Components {
+        tch::no_grad(|| {
+            let (n1, n2) = (n1.detach(), n2.detach());
+            let b = n1.size()[0];
+            let nf = b as f64;
+            let dev = (Kind::Float, n1.device());
+            let not_eye = -eye(b, &n1) + 1.0;
+            let gd = match self.gd {
+                Some(m) => gd_mask(&n1, m).to_kind(Kind::Float),
+                None => Tensor::ones([b], dev),
+            };
+            let r = self.ratio.unwrap_or(1.0);
+            let l = self.lambda;
+            let (a, pull, negatives) = match self.kind {
+                NcKind::BarlowTwins | NcKind::VicReg => {
+                    let bt = self.kind == NcKind::BarlowTwins;
+                    let w1 = self.bv_weight(if bt { &n2 } else { &n1 });
+                    let w2 = self.bv_weight(if bt { &n1 } else { &n2 });
+                    let pull = match self.ratio {
+                        Some(_) => {
+                            (rows_sum(&(&w1 * &not_eye)) + rows_sum(&(&w2 * &not_eye))) * (l * r)
+                        }
+                        None if bt => {
+                            let wcor = n1.tr().matmul(&n2) / nf;
+                            let pos = (-wcor.diagonal(0, 0, 1) * (1.0 - l) + 1.0) * (2.0 / nf);
+                            rows_sum(&(n2.square() * pos.unsqueeze(0)))
+                        }
+                        None => Tensor::full([b], 2.0 / nf, dev),
+                    };
+                    (w1 * l, pull, n1.shallow_clone())
+                }
+                NcKind::Mhe => {
+                    let t = self.weight.unwrap_or(1.0);
+                    let s = n1.matmul(&n1.tr()) / t;
+                    let e = (&s - s.max()).exp() * &not_eye;
+                    // Z = Σ_{k>l} e^{s_kl}: half the off-diagonal sum of the symmetric matrix.
+                    let z = e.sum(Kind::Float) / 2.0;
+                    let a = &e / z * (l / t);
+                    let (_, w0) = self.mhe_parts(&n1);
+                    let (_, w1) = self.mhe_parts(&n2);
+                    (a, (w0 + w1) * r, n1.shallow_clone())
+                }
+                NcKind::Mhs => {
+                    let (u0, j0) = Self::mhs_uniform(&n1, &n2);
+                    let (u1, _) = Self::mhs_uniform(&n2, &n1);
+                    let (d0, d1) = (-u0, -u1);
+                    let a = Tensor::zeros([b, b], dev).scatter(
+                        1,
+                        &j0.unsqueeze(1),
+                        &(d0.reciprocal() * (l / nf)).unsqueeze(1),
+                    );
+                    let pull = match self.ratio {
+                        Some(_) => (d0.reciprocal() + d1.reciprocal()) * (r / nf),
+                        None => Tensor::full([b], 2.0 / nf, dev),
+                    };
+                    (a, pull, n2.shallow_clone())
+                }
+            };
+            let a = (a * &not_eye).clamp_min(0.0);
+            let scale = rows_sum(&a);
+            let sc = scale.clamp_min(1e-30);
+            let w = &a / sc.unsqueeze(1);
+            let r = pull / &sc;
+            Components {
+                gd,
+                w,
+                r,
+                scale,
+                negatives,
+                positives: n2,
+            }
+        })
+    }
+}
+
+impl Loss for NonContrastive {
+    fn forward(&self, v: &Views<'_>) -> LossOutput {
+        let (n1, n2) = (normalize(v.z1), normalize(v.z2));
+        let loss = self.loss(&n1, &n2);
+        let c = self.comps(&n1, &n2);
+        LossOutput {
+            loss,
+            metrics: full_metrics(&n1, &n2, &c),
+        }
+    }
+
+    fn components(&self, v: &Views<'_>) -> Components {
+        self.comps(&normalize(v.z1), &normalize(v.z2))
     }
 }
 
