@@ -143,6 +143,16 @@ pub enum BenchCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Share of a run's wall time spent probing: trains the sweep file's runs into a temporary
+    /// database and prints probe seconds / run seconds (target ≤ 5 % with the default schedule).
+    Probe {
+        /// The sweep file (default: sweeps/quickstart.toml).
+        #[arg(default_value = "sweeps/quickstart.toml")]
+        file: PathBuf,
+        /// cpu, cuda, cuda:N (default: cuda:0 when available, else cpu).
+        #[arg(long)]
+        device: Option<String>,
+    },
 }
 
 /// Exit status for bad input (a sweep file, a flag value), as clap uses for usage errors.
@@ -241,6 +251,14 @@ pub fn main_with(cli: Cli) -> Result<i32> {
             ref out,
         }) => {
             crate::bench::writer(rows, rows_per_message.max(1), out.as_deref())?;
+            Ok(0)
+        }
+        Command::Bench(BenchCommand::Probe {
+            ref file,
+            ref device,
+        }) => {
+            let device = device_arg(device.as_deref())?;
+            crate::bench::probe_cost(file, &cli.data_dir, device)?;
             Ok(0)
         }
     }
