@@ -256,9 +256,10 @@ pub struct ProbeSet {
     pub alignment_pairs: usize,
     n: usize,
     probe_chunks: Vec<Chunk>,
+    /// The alignment sentences that are not probe sentences.
     align_chunks: Vec<Chunk>,
     n_align_sentences: usize,
-    /// `[P, 2]` indices into the alignment sentences.
+    /// `[P, 2]` indices into the probe sentences followed by `align_chunks`' sentences.
     align_idx: Tensor,
     /// Per type: in how many sentences it occurs (f64).
     type_m: Tensor,
@@ -319,15 +320,19 @@ impl ProbeSet {
         let sum_nk2: f64 = toks.iter().map(|s| (s.len() * s.len()) as f64).sum();
         let probe_chunks = chunks(model, &toks, &type_of, device);
 
-        // Alignment: distinct sentences of the pairs.
+        // Alignment: the pairs' sentences index the probe sentences followed by the distinct pair
+        // sentences that are not probe sentences (only those need a forward of their own).
         let mut index: HashMap<&str, i64> = HashMap::new();
+        for (i, s) in sentences.iter().enumerate() {
+            index.entry(s.as_str()).or_insert(i as i64);
+        }
         let mut align_sent: Vec<&str> = Vec::new();
         let mut idx: Vec<i64> = Vec::new();
         for (a, b) in alignment {
             for s in [a, b] {
                 let i = *index.entry(s.as_str()).or_insert_with(|| {
                     align_sent.push(s.as_str());
-                    align_sent.len() as i64 - 1
+                    (sentences.len() + align_sent.len()) as i64 - 1
                 });
                 idx.push(i);
             }
@@ -655,7 +660,8 @@ pub fn probe(
             let sent = sentence_metrics(z);
             let mut all: Vec<(String, Tensor)> =
                 tok.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-            if let Some(za) = za {
+            if let Some(extra) = za {
+                let za = Tensor::cat(&[z, extra], 0);
                 let a = za.index_select(0, &set.align_idx.select(1, 0));
                 let b = za.index_select(0, &set.align_idx.select(1, 1));
                 all.push(("alignment".into(), alignment(&a, &b)));
