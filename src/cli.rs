@@ -429,7 +429,12 @@ fn probe(
     };
     let to_map = |v: &[(String, f64)]| -> Map<String, Value> {
         v.iter()
-            .map(|(k, x)| (k.clone(), if x.is_finite() { json!(x) } else { Value::Null }))
+            .map(|(k, x)| {
+                (
+                    k.clone(),
+                    if x.is_finite() { json!(x) } else { Value::Null },
+                )
+            })
             .collect()
     };
     let own = of_layer(-1);

@@ -250,19 +250,50 @@ eval.tasks = []
     .unwrap();
     let db = dir.path().join("r.db");
     let out = Command::new(env!("CARGO_BIN_EXE_simsweep"))
-        .args(["--db", &db.display().to_string(), "--data-dir", &data.display().to_string(), "run", &sweep.display().to_string(), "--device", "cpu"])
+        .args([
+            "--db",
+            &db.display().to_string(),
+            "--data-dir",
+            &data.display().to_string(),
+            "run",
+            &sweep.display().to_string(),
+            "--device",
+            "cpu",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("2943 examples"), "{stdout}");
     let c = Connection::open(&db).unwrap();
-    assert_eq!(count(&c, "SELECT count(*) FROM metric_values WHERE metric = 'loss' AND value > 0"), 6);
+    assert_eq!(
+        count(
+            &c,
+            "SELECT count(*) FROM metric_values WHERE metric = 'loss' AND value > 0"
+        ),
+        6
+    );
     // With hard negatives each row has 2B logits: the initial loss is near ln(16), not ln(8).
-    let first: f64 = c.query_row("SELECT value FROM metric_values WHERE metric = 'loss' AND step = 1", [], |r| r.get(0)).unwrap();
+    let first: f64 = c
+        .query_row(
+            "SELECT value FROM metric_values WHERE metric = 'loss' AND step = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert!(first > 8f64.ln(), "{first}");
     // No evaluation during training: only the end-of-training STS-B dev point.
-    assert_eq!(count(&c, "SELECT count(*) FROM metric_values WHERE metric = 'stsb_dev'"), 1);
+    assert_eq!(
+        count(
+            &c,
+            "SELECT count(*) FROM metric_values WHERE metric = 'stsb_dev'"
+        ),
+        1
+    );
 }
 
 #[test]
@@ -316,7 +347,9 @@ probe.layers = "all"
     let c = Connection::open(&db).unwrap();
     let steps = |metric: &str, layer: i64| -> Vec<i64> {
         let mut st = c
-            .prepare("SELECT step FROM metric_values WHERE metric = ?1 AND layer = ?2 ORDER BY step")
+            .prepare(
+                "SELECT step FROM metric_values WHERE metric = ?1 AND layer = ?2 ORDER BY step",
+            )
             .unwrap();
         st.query_map(rusqlite::params![metric, layer], |r| r.get(0))
             .unwrap()
@@ -325,7 +358,11 @@ probe.layers = "all"
     };
     // Step 0, every 5 steps, and the last (12); the run's own rows at layer −1 and one row per
     // hidden state (0 = embeddings, 1 = the micro model's only layer).
-    for m in simsweep::probe::METRICS.iter().copied().chain(["sv_01", "sv_32"]) {
+    for m in simsweep::probe::METRICS
+        .iter()
+        .copied()
+        .chain(["sv_01", "sv_32"])
+    {
         for layer in [-1, 0, 1] {
             assert_eq!(steps(m, layer), vec![0, 5, 10, 12], "{m} at layer {layer}");
         }

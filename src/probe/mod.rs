@@ -94,7 +94,9 @@ impl Layers {
                 })
                 .collect::<Result<Vec<_>>>()
                 .map(Layers::List),
-            other => bail!("probe.layers: expected \"last\", \"all\" or a list of indices, got {other}"),
+            other => {
+                bail!("probe.layers: expected \"last\", \"all\" or a list of indices, got {other}")
+            }
         }
     }
 
@@ -155,7 +157,10 @@ pub fn load_sentences(data_dir: &Path, spec: &str, size: usize) -> Result<Vec<St
     };
     out.truncate(size);
     if out.len() < 2 {
-        bail!("the probe set `{spec}` has {} sentence(s); at least two are needed", out.len());
+        bail!(
+            "the probe set `{spec}` has {} sentence(s); at least two are needed",
+            out.len()
+        );
     }
     Ok(out)
 }
@@ -454,8 +459,12 @@ impl TokenAcc {
     ) -> Vec<(&'static str, Tensor)> {
         let ta = (self.total.square().sum(Kind::Double) - &self.sum_sk2) / (n * n - s2);
         let intra = &self.intra / sentences as f64;
-        let per_type =
-            (self.type_sum.square().sum_dim_intlist(-1, false, Kind::Double) - m) / (m * (m - 1.0));
+        let per_type = (self
+            .type_sum
+            .square()
+            .sum_dim_intlist(-1, false, Kind::Double)
+            - m)
+            / (m * (m - 1.0));
         let masked_mean = |w: &Tensor| (&per_type * w).sum(Kind::Double) / w.sum(Kind::Double);
         let all = per_type.mean(Kind::Double);
         let func = masked_mean(function);
@@ -484,7 +493,11 @@ fn unit_rows(z: &Tensor) -> Tensor {
 /// matrix.
 pub fn singular_values(x: &Tensor) -> Tensor {
     let (n, h) = (x.size()[0], x.size()[1]);
-    let g = if n < h { x.matmul(&x.tr()) } else { x.tr().matmul(x) };
+    let g = if n < h {
+        x.matmul(&x.tr())
+    } else {
+        x.tr().matmul(x)
+    };
     let (ev, _) = g.linalg_eigh("L");
     ev.clamp_min(0.0).sqrt().flip([0])
 }
@@ -518,10 +531,7 @@ pub fn sentence_metrics(z: &Tensor) -> Vec<(String, Tensor)> {
     let (_, vecs) = z.tr().matmul(z).linalg_eigh("L");
     let proj = z.matmul(&vecs);
     let lse = Tensor::cat(
-        &[
-            proj.logsumexp([0], false),
-            (-&proj).logsumexp([0], false),
-        ],
+        &[proj.logsumexp([0], false), (-&proj).logsumexp([0], false)],
         0,
     );
     let iso = (lse.min() - lse.max()).exp();

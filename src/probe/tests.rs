@@ -1,3 +1,5 @@
+#![allow(clippy::needless_range_loop)]
+
 use super::*;
 
 fn t(rows: &[&[f64]]) -> Tensor {
@@ -44,7 +46,11 @@ fn sentence_metrics_by_hand() {
     close(get(&m, "sv_02"), 0.0, "sv_02");
     // ZᵀZ = I: every unit direction is an eigenvector; with c = ±e1, ±e2, Z(c) ∈ {e + 1, e⁻¹ + 1}.
     let iso = get(&m, "isotropy_partition");
-    close(iso, (1.0 + (-1.0f64).exp()) / (1.0 + 1.0f64.exp()), "isotropy");
+    close(
+        iso,
+        (1.0 + (-1.0f64).exp()) / (1.0 + 1.0f64.exp()),
+        "isotropy",
+    );
 
     // Three vectors along one axis (one opposite): pairwise cosines 1, −1, −1 → mean −⅓; all of
     // it in dimension 0 → rogue share 1.
@@ -103,7 +109,12 @@ fn sentence_metrics_match_brute_force() {
     let (_, s, _) = c.svd(true, false);
     let s = Vec::<f64>::try_from(&s).unwrap();
     let tot: f64 = s.iter().sum();
-    let h: f64 = -s.iter().map(|x| x / tot).filter(|p| *p > 0.0).map(|p| p * p.ln()).sum::<f64>();
+    let h: f64 = -s
+        .iter()
+        .map(|x| x / tot)
+        .filter(|p| *p > 0.0)
+        .map(|p| p * p.ln())
+        .sum::<f64>();
     close(get(&m, "effective_rank"), h.exp(), "erank");
     close(get(&m, "sv_02"), s[1] / s[0], "sv_02");
     // Partition isotropy: eigenvectors of ZᵀZ are the right singular vectors of Z.
@@ -112,7 +123,11 @@ fn sentence_metrics_match_brute_force() {
     for k in 0..4 {
         let col = Vec::<f64>::try_from(v.select(1, k)).unwrap();
         for sign in [1.0, -1.0] {
-            zs.push(rows.iter().map(|r| (sign * dot(r, &col)).exp()).sum::<f64>());
+            zs.push(
+                rows.iter()
+                    .map(|r| (sign * dot(r, &col)).exp())
+                    .sum::<f64>(),
+            );
         }
     }
     let (lo, hi) = zs
@@ -224,7 +239,11 @@ fn token_metrics_match_brute_force() {
     close(get(&out, "self_similarity"), (s0 + s1) / 2.0, "self");
     close(get(&out, "self_similarity_function"), s1, "function");
     close(get(&out, "self_similarity_content"), s0, "content");
-    close(get(&out, "self_similarity_content_adjusted"), s0 - ta, "content adj");
+    close(
+        get(&out, "self_similarity_content_adjusted"),
+        s0 - ta,
+        "content adj",
+    );
     let norms: f64 = rows.iter().map(|r| dot(r, r).sqrt()).sum::<f64>() / n as f64;
     close(get(&out, "mean_token_norm"), norms, "token norm");
 }
@@ -233,12 +252,21 @@ fn token_metrics_match_brute_force() {
 fn layers_parse_and_resolve() {
     use serde_json::json;
     assert_eq!(Layers::from_value(&json!("last")).unwrap(), Layers::Last);
-    assert_eq!(Layers::parse("all").unwrap().resolve(2).unwrap(), vec![0, 1, 2]);
     assert_eq!(
-        Layers::from_value(&json!([2, 0])).unwrap().resolve(2).unwrap(),
+        Layers::parse("all").unwrap().resolve(2).unwrap(),
+        vec![0, 1, 2]
+    );
+    assert_eq!(
+        Layers::from_value(&json!([2, 0]))
+            .unwrap()
+            .resolve(2)
+            .unwrap(),
         vec![0, 2]
     );
-    assert_eq!(Layers::parse("1,0").unwrap().resolve(6).unwrap(), vec![0, 1]);
+    assert_eq!(
+        Layers::parse("1,0").unwrap().resolve(6).unwrap(),
+        vec![0, 1]
+    );
     assert!(Layers::parse("3").unwrap().resolve(2).is_err());
     assert!(Layers::parse("x").is_err());
     assert!(Layers::Last.resolve(2).unwrap().is_empty());

@@ -253,8 +253,8 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
     }
 
     // Probes: a fixed probe set, built once; step 0, every `probe.every` steps, the last step.
-    let probe_layers = crate::probe::Layers::from_value(&cfg.probe.layers)?
-        .resolve(model.num_layers())?;
+    let probe_layers =
+        crate::probe::Layers::from_value(&cfg.probe.layers)?.resolve(model.num_layers())?;
     let probe_set = crate::probe::ProbeSet::from_settings(
         &model,
         job.data_dir,
@@ -265,8 +265,8 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
     .context("building the probe set")?;
     let run_probe = |model: &LoadedModel, step: i64| -> Result<()> {
         let t0 = Instant::now();
-        let rows = crate::probe::probe(model, &pooler, &probe_set, &probe_layers)
-            .context("probing")?;
+        let rows =
+            crate::probe::probe(model, &pooler, &probe_set, &probe_layers).context("probing")?;
         let secs = t0.elapsed().as_secs_f64();
         let mut out: Vec<(i64, i64, String, f64)> = rows
             .into_iter()
