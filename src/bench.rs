@@ -152,3 +152,59 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Probe cost: run the sweep file's runs into a fresh database (in the temp directory) and print,
+/// per run and in total, the seconds spent probing (`probe_seconds`, summed) against the run's wall
+/// time (claim to finish, evaluation included). Target: ≤ 5 % with the default schedule.
+pub fn probe_cost(file: &Path, data_dir: &Path, device: tch::Device) -> Result<f64> {
+    let sweep = crate::spec::load(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::spec::check_paths(&sweep, data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tmp = TempDir::new()?;
+    let db = tmp.0.join("bench-probe.db");
+    Store::open(&db)?.plan(&sweep)?;
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let totals = crate::exec::run_sweep(&sweep, &db, data_dir, device, &cancel)?;
+    if totals.done == 0 {
+        anyhow::bail!("no run finished");
+    }
+    let conn = rusqlite::Connection::open(&db)?;
+    let mut st = conn.prepare(
+        "SELECT r.run_id,
+                (julianday(r.finished_at) - julianday(r.started_at)) * 86400.0,
+                (SELECT sum(value) FROM metric_values v WHERE v.run_id = r.run_id AND v.metric = 'probe_seconds'),
+                (SELECT count(*) FROM metric_values v WHERE v.run_id = r.run_id AND v.metric = 'probe_seconds'),
+                r.step
+         FROM runs r WHERE r.status = 'done' ORDER BY r.ordinal",
+    )?;
+    let rows: Vec<(String, f64, f64, i64, i64)> = st
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get::<_, Option<f64>>(2)?.unwrap_or(0.0),
+                r.get(3)?,
+                r.get(4)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    println!(
+        "probe cost benchmark: {} on {}",
+        file.display(),
+        crate::exec::device_name(device)
+    );
+    let (mut wall, mut probe) = (0.0, 0.0);
+    for (id, w, p, n, steps) in &rows {
+        println!(
+            "  {id}  {steps} steps  run {w:8.1} s  probes {p:6.2} s ({n} probes)  share {:.2} %",
+            100.0 * p / w
+        );
+        wall += w;
+        probe += p;
+    }
+    let share = probe / wall;
+    println!(
+        "  total            run {wall:8.1} s  probes {probe:6.2} s  share {:.2} % (target ≤ 5 %)",
+        100.0 * share
+    );
+    Ok(share)
+}

@@ -90,6 +90,40 @@ pub enum Command {
         /// A sweep name (default: every sweep in the database).
         sweep: Option<String>,
     },
+    /// Probe the embedding geometry of a checkpoint (the metrics a run records every
+    /// `probe.every` steps; docs/metrics.md): token and sentence anisotropy, self-similarity,
+    /// alignment, uniformity, norms, effective rank, partition isotropy, rogue share, spectrum.
+    Probe {
+        /// A Hugging Face model directory (a simsweep checkpoint, or any BERT/RoBERTa checkpoint).
+        #[arg(long)]
+        model: PathBuf,
+        /// Probe sentences: `stsb-dev` (the first sentence1 of STS-B dev) or a file of one
+        /// sentence per line (relative to --data-dir).
+        #[arg(long, default_value = "stsb-dev")]
+        sentences: String,
+        /// Number of probe sentences.
+        #[arg(long, default_value_t = 1000)]
+        size: usize,
+        /// Sentence pooler for the sentence metrics: cls, cls_before_pooler, avg, avg_top2,
+        /// avg_first_last.
+        #[arg(long, default_value = "avg")]
+        pooling: String,
+        /// With --pooling cls: do not apply the MLP.
+        #[arg(long)]
+        mlp_only_train: bool,
+        /// Tokens per probe sentence, specials included.
+        #[arg(long, default_value_t = 32)]
+        max_len: usize,
+        /// Extra per-layer values: last (none), all, or indices like 0,3,6 (0 = embeddings).
+        #[arg(long, default_value = "last")]
+        layers: String,
+        /// cpu, cuda, cuda:N (default: cuda:0 when available, else cpu).
+        #[arg(long)]
+        device: Option<String>,
+        /// Print {"model", "pooling", "layer", "metrics": {name: value}} (+ "layers" when asked).
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what this build sees: versions, threads, CUDA devices.
     Info {
         /// Print JSON.
@@ -114,6 +148,16 @@ pub enum BenchCommand {
         /// Database file to create (default: a fresh file in the temp directory, removed afterwards).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Share of a run's wall time spent probing: trains the sweep file's runs into a temporary
+    /// database and prints probe seconds / run seconds (target ≤ 5 % with the default schedule).
+    Probe {
+        /// The sweep file (default: sweeps/quickstart.toml).
+        #[arg(default_value = "sweeps/quickstart.toml")]
+        file: PathBuf,
+        /// cpu, cuda, cuda:N (default: cuda:0 when available, else cpu).
+        #[arg(long)]
+        device: Option<String>,
     },
 }
 
@@ -158,6 +202,28 @@ pub fn main_with(cli: Cli) -> Result<i32> {
             &cli.data_dir,
         ),
         Command::Status { ref sweep } => status(&cli, sweep.as_deref()),
+        Command::Probe {
+            ref model,
+            ref sentences,
+            size,
+            ref pooling,
+            mlp_only_train,
+            max_len,
+            ref layers,
+            ref device,
+            json,
+        } => probe(
+            model,
+            sentences,
+            size,
+            pooling,
+            mlp_only_train,
+            max_len,
+            layers,
+            device.as_deref(),
+            json,
+            &cli.data_dir,
+        ),
         Command::Info { json } => {
             let info = crate::runtime::info();
             if json {
@@ -192,6 +258,14 @@ pub fn main_with(cli: Cli) -> Result<i32> {
             ref out,
         }) => {
             crate::bench::writer(rows, rows_per_message.max(1), out.as_deref())?;
+            Ok(0)
+        }
+        Command::Bench(BenchCommand::Probe {
+            ref file,
+            ref device,
+        }) => {
+            let device = device_arg(device.as_deref())?;
+            crate::bench::probe_cost(file, &cli.data_dir, device)?;
             Ok(0)
         }
     }
@@ -344,22 +418,156 @@ fn status(cli: &Cli, sweep: Option<&str>) -> Result<i32> {
         })
         .into());
     }
-    let headers: Vec<String> = ["sweep", "runs", "pending", "running", "done", "failed", "diverged", "cancelled"].iter().map(|s| s.to_string()).collect();
+    let headers: Vec<String> = [
+        "sweep",
+        "runs",
+        "pending",
+        "running",
+        "done",
+        "failed",
+        "diverged",
+        "cancelled",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     print!("{}", crate::table::render(&headers, &rows));
     if let Some(name) = sweep {
         let runs = store.sweep_runs(name)?;
         let running: Vec<Vec<String>> = runs
             .iter()
             .filter(|r| r.status == "running")
-            .map(|r| vec![r.run_id.clone(), r.step.map_or("-".into(), |s| s.to_string())])
+            .map(|r| {
+                vec![
+                    r.run_id.clone(),
+                    r.step.map_or("-".into(), |s| s.to_string()),
+                ]
+            })
             .collect();
         if !running.is_empty() {
             println!("\nrunning");
-            print!("{}", crate::table::render(&["run".into(), "step".into()], &running));
+            print!(
+                "{}",
+                crate::table::render(&["run".into(), "step".into()], &running)
+            );
         }
-        for r in runs.iter().filter(|r| matches!(r.status.as_str(), "failed" | "diverged")) {
-            println!("\n{} {} at step {}: {}", r.run_id, r.status, r.step.map_or("-".into(), |s| s.to_string()), r.error.as_deref().unwrap_or(""));
+        for r in runs
+            .iter()
+            .filter(|r| matches!(r.status.as_str(), "failed" | "diverged"))
+        {
+            println!(
+                "\n{} {} at step {}: {}",
+                r.run_id,
+                r.status,
+                r.step.map_or("-".into(), |s| s.to_string()),
+                r.error.as_deref().unwrap_or("")
+            );
         }
+    }
+    Ok(0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn probe(
+    model_dir: &std::path::Path,
+    sentences: &str,
+    size: usize,
+    pooling: &str,
+    mlp_only_train: bool,
+    max_len: usize,
+    layers: &str,
+    device: Option<&str>,
+    json: bool,
+    data_dir: &std::path::Path,
+) -> Result<i32> {
+    use serde_json::{json, Map, Value};
+    let device = device_arg(device)?;
+    let pooling_kind: crate::model::Pooling = pooling.parse().map_err(BadInput)?;
+    let layer_sel = crate::probe::Layers::parse(layers).map_err(|e| BadInput(format!("{e:#}")))?;
+    if size < 2 {
+        return Err(BadInput("--size must be at least 2".into()).into());
+    }
+    let model = crate::model::LoadedModel::load(
+        model_dir,
+        crate::model::Init::Pretrained { seed: 0 },
+        &Default::default(),
+        device,
+    )
+    .with_context(|| format!("loading {}", model_dir.display()))?;
+    let last = model.num_layers();
+    let layer_list = layer_sel
+        .resolve(last)
+        .map_err(|e| BadInput(format!("{e:#}")))?;
+    model
+        .check_max_len(max_len)
+        .map_err(|e| BadInput(e.to_string()))?;
+    let set = crate::probe::ProbeSet::from_settings(&model, data_dir, sentences, size, max_len)?;
+    let pooler = crate::model::Pooler {
+        pooling: pooling_kind,
+        mlp_only_train,
+    };
+    let rows = crate::probe::probe(&model, &pooler, &set, &layer_list)?;
+    let of_layer = |l: i64| -> Vec<(String, f64)> {
+        rows.iter()
+            .filter(|r| r.0 == l)
+            .map(|r| (r.1.clone(), r.2))
+            .collect()
+    };
+    let to_map = |v: &[(String, f64)]| -> Map<String, Value> {
+        v.iter()
+            .map(|(k, x)| {
+                (
+                    k.clone(),
+                    if x.is_finite() { json!(x) } else { Value::Null },
+                )
+            })
+            .collect()
+    };
+    let own = of_layer(-1);
+    if json {
+        let mut out = json!({
+            "model": model_dir,
+            "pooling": pooling,
+            "layer": last,
+            "sentences": set.len(),
+            "max_len": max_len,
+            "metrics": to_map(&own),
+        });
+        if !layer_list.is_empty() {
+            let layers: Map<String, Value> = layer_list
+                .iter()
+                .map(|&l| (l.to_string(), Value::Object(to_map(&of_layer(l as i64)))))
+                .collect();
+            out["layers"] = Value::Object(layers);
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        let mut headers = vec!["metric".to_string(), format!("{pooling} (layer {last})")];
+        headers.extend(layer_list.iter().map(|l| format!("layer {l} (avg)")));
+        let per: Vec<Vec<(String, f64)>> = layer_list.iter().map(|&l| of_layer(l as i64)).collect();
+        let table: Vec<Vec<String>> = own
+            .iter()
+            .map(|(k, v)| {
+                let mut row = vec![k.clone(), format!("{v:.6}")];
+                for p in &per {
+                    row.push(
+                        p.iter()
+                            .find(|(n, _)| n == k)
+                            .map(|(_, x)| format!("{x:.6}"))
+                            .unwrap_or_default(),
+                    );
+                }
+                row
+            })
+            .collect();
+        println!(
+            "{}: {} probe sentences, max_len {max_len}, {} self-similarity types, {} alignment pairs",
+            model_dir.display(),
+            set.len(),
+            set.types.len(),
+            set.alignment_pairs
+        );
+        print!("{}", crate::table::render(&headers, &table));
     }
     Ok(0)
 }

@@ -24,7 +24,9 @@ pub fn install_interrupt_handler() -> &'static AtomicBool {
             eprintln!("\nsimsweep: stopping now");
             std::process::exit(130);
         }
-        eprintln!("\nsimsweep: finishing the current step, then stopping (Ctrl-C again to stop now)");
+        eprintln!(
+            "\nsimsweep: finishing the current step, then stopping (Ctrl-C again to stop now)"
+        );
     });
     if let Err(e) = installed {
         eprintln!("warning: cannot install the Ctrl-C handler: {e}");
@@ -178,6 +180,7 @@ fn execute(
         let mut last: HashMap<String, (i64, f64)> = HashMap::new();
         let mut total_steps = 0;
         let mut printed = -1i64;
+        let mut probe_secs = 0.0f64;
         for ev in rx {
             match ev {
                 Event::Started {
@@ -249,6 +252,31 @@ fn execute(
                         }
                     }
                 }
+                Event::LayerMetrics(rows) => {
+                    let batch: Vec<MetricRow> = rows
+                        .into_iter()
+                        .map(|(step, layer, name, value)| {
+                            if layer == -1 {
+                                if name == "probe_seconds" {
+                                    probe_secs += value;
+                                }
+                                last.insert(name.clone(), (step, value));
+                            }
+                            let n = names
+                                .entry(name.clone())
+                                .or_insert_with(|| Arc::from(name.as_str()))
+                                .clone();
+                            MetricRow {
+                                run_pk,
+                                step,
+                                layer,
+                                name: n,
+                                value,
+                            }
+                        })
+                        .collect();
+                    sink.send(Write::Metrics(batch))?;
+                }
                 Event::Checkpoint {
                     kind,
                     step,
@@ -279,7 +307,11 @@ fn execute(
         let outcome = handle
             .join()
             .map_err(|_| anyhow::anyhow!("the trainer panicked"))??;
-        let mut summary = format!("{:.1} s", started.elapsed().as_secs_f64());
+        let wall = started.elapsed().as_secs_f64();
+        let mut summary = format!(
+            "{wall:.1} s (probes {probe_secs:.1} s, {:.1} %)",
+            100.0 * probe_secs / wall.max(1e-9)
+        );
         for k in ["stsb_dev", "avg", "stsb_test", "sickr_test"] {
             if let Some((_, v)) = last.get(k) {
                 summary.push_str(&format!(", {k} {v:.2}"));

@@ -14,7 +14,9 @@ fn data_dir() -> Option<PathBuf> {
     let d = std::env::var_os("SIMSWEEP_DATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("../shared/data"));
-    if d.join("SentEval/data/downstream/STS/STSBenchmark/sts-dev.csv").is_file() {
+    if d.join("SentEval/data/downstream/STS/STSBenchmark/sts-dev.csv")
+        .is_file()
+    {
         Some(d)
     } else {
         eprintln!("skipped: shared data not found at {}", d.display());
@@ -25,7 +27,11 @@ fn data_dir() -> Option<PathBuf> {
 fn setup(dir: &Path) -> PathBuf {
     let m = dir.join("micro-bert");
     std::fs::create_dir_all(&m).unwrap();
-    std::fs::copy(repo().join("models/tiny-bert/vocab.txt"), m.join("vocab.txt")).unwrap();
+    std::fs::copy(
+        repo().join("models/tiny-bert/vocab.txt"),
+        m.join("vocab.txt"),
+    )
+    .unwrap();
     let cfg = std::fs::read_to_string(repo().join("models/tiny-bert/config.json"))
         .unwrap()
         .replace("\"hidden_size\": 128", "\"hidden_size\": 32")
@@ -58,7 +64,16 @@ probe.every = 0
 
 fn start(db: &Path, data: &Path, sweep: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_simsweep"))
-        .args(["--db", &db.display().to_string(), "--data-dir", &data.display().to_string(), "run", &sweep.display().to_string(), "--device", "cpu"])
+        .args([
+            "--db",
+            &db.display().to_string(),
+            "--data-dir",
+            &data.display().to_string(),
+            "run",
+            &sweep.display().to_string(),
+            "--device",
+            "cpu",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -67,7 +82,13 @@ fn start(db: &Path, data: &Path, sweep: &Path) -> Child {
 
 fn loss_rows(db: &Path) -> i64 {
     Connection::open(db)
-        .and_then(|c| c.query_row("SELECT count(*) FROM metric_values WHERE metric = 'loss'", [], |r| r.get(0)))
+        .and_then(|c| {
+            c.query_row(
+                "SELECT count(*) FROM metric_values WHERE metric = 'loss'",
+                [],
+                |r| r.get(0),
+            )
+        })
         .unwrap_or(0)
 }
 
@@ -75,7 +96,10 @@ fn loss_rows(db: &Path) -> i64 {
 fn wait_for_rows(db: &Path, at_least: i64) {
     let t = Instant::now();
     while loss_rows(db) < at_least {
-        assert!(t.elapsed() < Duration::from_secs(600), "training did not reach {at_least} rows");
+        assert!(
+            t.elapsed() < Duration::from_secs(600),
+            "training did not reach {at_least} rows"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -83,11 +107,19 @@ fn wait_for_rows(db: &Path, at_least: i64) {
 fn check_complete(db: &Path) {
     let c = Connection::open(db).unwrap();
     let q = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
-    assert_eq!(q("SELECT count(*) FROM runs WHERE status = 'done' AND step = 200"), 2);
+    assert_eq!(
+        q("SELECT count(*) FROM runs WHERE status = 'done' AND step = 200"),
+        2
+    );
     // Exactly one row per (run, metric, layer, step), every step present.
-    assert_eq!(q("SELECT count(*) FROM metric_values WHERE metric = 'loss'"), 400);
+    assert_eq!(
+        q("SELECT count(*) FROM metric_values WHERE metric = 'loss'"),
+        400
+    );
     assert_eq!(q("SELECT count(*) FROM (SELECT run_pk, metric_id, layer, step, count(*) c FROM metrics GROUP BY 1, 2, 3, 4 HAVING c > 1)"), 0);
-    let ok: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let ok: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(ok, "ok");
 }
 
@@ -100,9 +132,17 @@ fn ctrl_c_cancels_cleanly_and_the_next_run_completes() {
     let mut child = start(&db, &data, &sweep);
     wait_for_rows(&db, 30);
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "an interrupted invocation exits 130");
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "an interrupted invocation exits 130"
+    );
     let c = Connection::open(&db).unwrap();
     let (cancelled, last): (i64, i64) = c
         .query_row(
@@ -111,7 +151,11 @@ fn ctrl_c_cancels_cleanly_and_the_next_run_completes() {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
-    assert_eq!((cancelled, last), (1, 1), "the run finishes its step, saves a checkpoint and is marked cancelled");
+    assert_eq!(
+        (cancelled, last),
+        (1, 1),
+        "the run finishes its step, saves a checkpoint and is marked cancelled"
+    );
     let status = start(&db, &data, &sweep).wait().unwrap();
     assert!(status.success());
     check_complete(&db);

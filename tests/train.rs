@@ -206,7 +206,11 @@ probe.every = 0
         .unwrap();
     let st = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{st}");
-    assert!(st.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["e2e", "4", "0", "0", "2", "2", "0", "0"]), "{st}");
+    assert!(
+        st.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["e2e", "4", "0", "0", "2", "2", "0", "0"]),
+        "{st}"
+    );
     assert_eq!(st.matches("failed at step -: ").count(), 2, "{st}");
     let out = Command::new(env!("CARGO_BIN_EXE_simsweep"))
         .args(["--db", &db.display().to_string(), "status", "nope"])
@@ -309,4 +313,90 @@ eval.tasks = []
         ),
         1
     );
+}
+
+#[test]
+fn probes_are_recorded_at_step_zero_every_n_steps_and_the_last_step_with_layers() {
+    let Some(data) = data_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    micro_model(dir.path());
+    let sweep = dir.path().join("p.toml");
+    std::fs::write(
+        &sweep,
+        r#"
+[sweep]
+name = "probe-e2e"
+[base]
+model.path = "micro-bert"
+model.init = "random"
+model.pooling = "avg"
+data.train = ["wiki1m_for_simcse.head.txt"]
+data.max_examples = 200
+train.batch_size = 8
+train.steps = 12
+eval.every = 0
+eval.tasks = []
+probe.every = 5
+probe.size = 100
+probe.layers = "all"
+"#,
+    )
+    .unwrap();
+    let db = dir.path().join("r.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_simsweep"))
+        .args([
+            "--db",
+            &db.display().to_string(),
+            "--data-dir",
+            &data.display().to_string(),
+            "run",
+            &sweep.display().to_string(),
+            "--device",
+            "cpu",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("probes "), "{stdout}");
+    let c = Connection::open(&db).unwrap();
+    let steps = |metric: &str, layer: i64| -> Vec<i64> {
+        let mut st = c
+            .prepare(
+                "SELECT step FROM metric_values WHERE metric = ?1 AND layer = ?2 ORDER BY step",
+            )
+            .unwrap();
+        st.query_map(rusqlite::params![metric, layer], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    // Step 0, every 5 steps, and the last (12); the run's own rows at layer −1 and one row per
+    // hidden state (0 = embeddings, 1 = the micro model's only layer).
+    for m in simsweep::probe::METRICS
+        .iter()
+        .copied()
+        .chain(["sv_01", "sv_32"])
+    {
+        for layer in [-1, 0, 1] {
+            assert_eq!(steps(m, layer), vec![0, 5, 10, 12], "{m} at layer {layer}");
+        }
+    }
+    assert_eq!(steps("probe_seconds", -1), vec![0, 5, 10, 12]);
+    // The micro model is 32 wide: 32 singular values, no sv_33.
+    assert!(steps("sv_33", -1).is_empty());
+    // Values are finite where they must be and within their ranges.
+    let bad = count(
+        &c,
+        "SELECT count(*) FROM metric_values WHERE metric IN ('token_anisotropy', 'sentence_anisotropy', 'uniformity', 'effective_rank', 'alignment') AND (value IS NULL OR value > 32 OR value < -5)",
+    );
+    assert_eq!(bad, 0);
+    // With avg pooling the run's own sentence metrics are those of the last layer's mean.
+    let own: f64 = c.query_row("SELECT value FROM metric_values WHERE metric = 'effective_rank' AND layer = -1 AND step = 12", [], |r| r.get(0)).unwrap();
+    let l1: f64 = c.query_row("SELECT value FROM metric_values WHERE metric = 'effective_rank' AND layer = 1 AND step = 12", [], |r| r.get(0)).unwrap();
+    assert!((own - l1).abs() < 1e-6 * own.abs(), "{own} vs {l1}");
 }

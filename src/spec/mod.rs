@@ -652,7 +652,10 @@ pub fn parse(file: &Path, text: &str) -> Result<Sweep, SpecErrors> {
     }
     let mut path_mentions = Vec::new();
     for (k, g) in paths {
-        if !matches!(k.as_str(), "model.path" | "model.hub" | "data.train" | "probe.sentences") {
+        if !matches!(
+            k.as_str(),
+            "model.path" | "model.hub" | "data.train" | "probe.sentences"
+        ) {
             continue;
         }
         let (line, col) = cx.pos(&g.span);
@@ -1258,12 +1261,11 @@ pub fn check_paths(sweep: &Sweep, data_dir: &Path) -> Result<(), SpecErrors> {
             continue;
         }
         let problem = match m.key.as_str() {
-            "model.hub" => config::resolve_hub(&m.value)
-                .err()
-                .or_else(|| {
-                    let dir = config::resolve_hub(&m.value).ok()?;
-                    (!dir.join("config.json").is_file()).then(|| format!("{} has no config.json", dir.display()))
-                }),
+            "model.hub" => config::resolve_hub(&m.value).err().or_else(|| {
+                let dir = config::resolve_hub(&m.value).ok()?;
+                (!dir.join("config.json").is_file())
+                    .then(|| format!("{} has no config.json", dir.display()))
+            }),
             "model.path" => {
                 let dir = config::resolve_model_path(&sweep.file, &m.value);
                 if !dir.is_dir() {

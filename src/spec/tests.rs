@@ -365,7 +365,9 @@ fn paths_are_checked_against_the_data_dir_and_sweep_folder() {
 
 #[test]
 fn hub_ids_are_checked_in_the_hf_cache() {
-    let _env = config::HF_ENV_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let _env = config::HF_ENV_LOCK
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     let cache = tempfile::tempdir().unwrap();
     let snap = cache.path().join("models--org--tiny/snapshots/abc");
     std::fs::create_dir_all(&snap).unwrap();
@@ -373,7 +375,11 @@ fn hub_ids_are_checked_in_the_hf_cache() {
     let data = tempfile::tempdir().unwrap();
     std::fs::write(data.path().join("w.txt"), "x\n").unwrap();
     std::env::set_var("HF_HUB_CACHE", cache.path());
-    let s = parse(Path::new("s.toml"), "[sweep]\nname = \"t\"\n[base]\nmodel.hub = \"org/tiny\"\ndata.train = \"w.txt\"\n").unwrap();
+    let s = parse(
+        Path::new("s.toml"),
+        "[sweep]\nname = \"t\"\n[base]\nmodel.hub = \"org/tiny\"\ndata.train = \"w.txt\"\n",
+    )
+    .unwrap();
     check_paths(&s, data.path()).unwrap();
     let s = parse(Path::new("s.toml"), "[sweep]\nname = \"t\"\n[base]\nmodel.hub = \"bert-base-uncased\"\ndata.train = \"w.txt\"\n").unwrap();
     let e = check_paths(&s, data.path()).unwrap_err().to_string();

@@ -426,7 +426,9 @@ impl Store {
         let path = self.path.clone();
         let e = sql_err(&path);
         let tx = self.immediate()?;
-        let host = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+        let host = hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default();
         // Runs left `running` by a dead process of this host go back to the pool.
         let orphans: Vec<(i64, String)> = {
             let mut st = tx
@@ -436,7 +438,12 @@ impl Store {
                 )
                 .map_err(&e)?;
             let rows = st
-                .query_map(params![sweep, host], |r| Ok((r.get(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default())))
+                .query_map(params![sweep, host], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                    ))
+                })
                 .map_err(&e)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)?
         };

@@ -33,6 +33,9 @@ pub enum Event {
     },
     /// Scalar values at steps: (step, metric, value).
     Metrics(Vec<(i64, String, f64)>),
+    /// Probe values: (step, layer, metric, value); layer −1 = the run's own representation (see
+    /// [`crate::probe`]).
+    LayerMetrics(Vec<(i64, i64, String, f64)>),
     /// A saved checkpoint.
     Checkpoint {
         kind: &'static str,
@@ -201,10 +204,16 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         },
     )?;
     if autocast.is_none() && cfg.train.precision != "fp32" {
-        send(&job.events, Event::Note {
-            kind: "precision",
-            message: format!("train.precision = {} applies on CUDA; this run on {device:?} computes in fp32", cfg.train.precision),
-        })?;
+        send(
+            &job.events,
+            Event::Note {
+                kind: "precision",
+                message: format!(
+                    "train.precision = {} applies on CUDA; this run on {device:?} computes in fp32",
+                    cfg.train.precision
+                ),
+            },
+        )?;
     }
     if corpus.skipped() > 0 {
         send(
@@ -254,6 +263,31 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
     if cfg.eval.every > 0 {
         evaluate_dev(&model, 0, &mut best)?;
     }
+
+    // Probes: a fixed probe set, built once; step 0, every `probe.every` steps, the last step.
+    let probe_layers =
+        crate::probe::Layers::from_value(&cfg.probe.layers)?.resolve(model.num_layers())?;
+    let probe_set = crate::probe::ProbeSet::from_settings(
+        &model,
+        job.data_dir,
+        &cfg.probe.sentences,
+        cfg.probe.size as usize,
+        cfg.probe.max_len as usize,
+    )
+    .context("building the probe set")?;
+    let run_probe = |model: &LoadedModel, step: i64| -> Result<()> {
+        let t0 = Instant::now();
+        let rows =
+            crate::probe::probe(model, &pooler, &probe_set, &probe_layers).context("probing")?;
+        let secs = t0.elapsed().as_secs_f64();
+        let mut out: Vec<(i64, i64, String, f64)> = rows
+            .into_iter()
+            .map(|(layer, name, v)| (step, layer, name, v))
+            .collect();
+        out.push((step, -1, "probe_seconds".into(), secs));
+        send(&job.events, Event::LayerMetrics(out))
+    };
+    run_probe(&model, 0)?;
 
     let mut pending: Vec<Tensor> = Vec::new();
     let mut pending_from = 1i64;
@@ -332,20 +366,27 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         }
         pending.push(Tensor::stack(&row, 0));
 
-        if cfg.train.checkpoint_every > 0 && step % cfg.train.checkpoint_every == 0 && step < total {
+        if cfg.train.checkpoint_every > 0 && step % cfg.train.checkpoint_every == 0 && step < total
+        {
             let last = job.out_dir.join("last");
-            model.save_pretrained(&last).context("saving the periodic checkpoint")?;
-            send(&job.events, Event::Checkpoint {
-                kind: "last",
-                step,
-                path: last,
-                metric: None,
-                value: None,
-            })?;
+            model
+                .save_pretrained(&last)
+                .context("saving the periodic checkpoint")?;
+            send(
+                &job.events,
+                Event::Checkpoint {
+                    kind: "last",
+                    step,
+                    path: last,
+                    metric: None,
+                    value: None,
+                },
+            )?;
         }
         let cancelled = job.cancel.load(Ordering::Relaxed);
         let eval_now = cfg.eval.every > 0 && step % cfg.eval.every == 0 || step == total;
-        if step % FLUSH_EVERY == 0 || eval_now || cancelled {
+        let probe_now = cfg.probe.every > 0 && step % cfg.probe.every == 0 || step == total;
+        if step % FLUSH_EVERY == 0 || eval_now || probe_now || cancelled {
             // One host copy for the window's metrics; this is also where a divergence is seen.
             let host = Vec::<f64>::try_from(
                 Tensor::stack(&pending, 0)
@@ -399,16 +440,25 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
                 evaluate_dev(&model, step, &mut best)?;
                 window_start = Instant::now();
             }
+            if probe_now {
+                run_probe(&model, step)?;
+                window_start = Instant::now();
+            }
             if cancelled {
                 let last = job.out_dir.join("last");
-                model.save_pretrained(&last).context("saving the checkpoint at cancellation")?;
-                send(&job.events, Event::Checkpoint {
-                    kind: "last",
-                    step,
-                    path: last,
-                    metric: None,
-                    value: None,
-                })?;
+                model
+                    .save_pretrained(&last)
+                    .context("saving the checkpoint at cancellation")?;
+                send(
+                    &job.events,
+                    Event::Checkpoint {
+                        kind: "last",
+                        step,
+                        path: last,
+                        metric: None,
+                        value: None,
+                    },
+                )?;
                 return Ok(Outcome::Cancelled { step });
             }
         }
