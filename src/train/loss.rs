@@ -683,7 +683,8 @@ impl NonContrastive {
             let scale = rows_sum(&a);
             let sc = scale.clamp_min(1e-30);
             let w = &a / sc.unsqueeze(1);
-            let r = pull / &sc;
+            // No positive push at all (possible only with signed weights): R is reported as 0.
+            let r = (pull / &sc).where_self(&scale.gt(0.0), &scale.zeros_like());
             Components {
                 gd,
                 w,
@@ -823,5 +824,55 @@ mod tests {
         o.loss.backward();
         assert!(z1.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0);
         assert!(z2.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0);
+    }
+
+    /// Every loss reports the eight metrics, finite, with and without hard negatives (which only
+    /// infonce and arccon use).
+    #[test]
+    fn every_loss_reports_the_eight_metrics() {
+        let z1 = Tensor::randn([6, 5], (Kind::Float, Device::Cpu));
+        let z2 = &z1 + Tensor::randn([6, 5], (Kind::Float, Device::Cpu)) * 0.3;
+        let z3 = Tensor::randn([6, 5], (Kind::Float, Device::Cpu));
+        for kind in crate::spec::schema::LOSSES {
+            for (gd, weight, ratio) in [(None, None, None), (Some(true), Some(true), Some(true))] {
+                let nc = crate::spec::schema::is_non_contrastive(kind);
+                if !nc && gd.is_some() {
+                    continue;
+                }
+                let cfg = LossConfig {
+                    kind: kind.to_string(),
+                    margin: None,
+                    angle: None,
+                    gd,
+                    weight: if *kind == "mhs" { None } else { weight },
+                    ratio,
+                    temperature: None,
+                    ratio_scale: None,
+                    lambda: None,
+                };
+                let l = build_loss(&cfg, 0.05, 0.0).unwrap();
+                for z3 in [None, Some(&z3)] {
+                    let o = l.forward(&Views {
+                        z1: &z1,
+                        z2: &z2,
+                        z3,
+                    });
+                    assert!(o.loss.double_value(&[]).is_finite(), "{kind}");
+                    for m in [
+                        "pos_cos",
+                        "neg_cos",
+                        "batch_alignment",
+                        "batch_uniformity",
+                        "gd_mean",
+                        "w_entropy",
+                        "w_max",
+                        "ratio_mean",
+                    ] {
+                        let v = metric(&o, m);
+                        assert!(v.is_finite(), "{kind} {m} = {v}");
+                    }
+                }
+            }
+        }
     }
 }
