@@ -700,7 +700,11 @@ impl NonContrastive {
 impl Loss for NonContrastive {
     fn forward(&self, v: &Views<'_>) -> LossOutput {
         let (n1, n2) = (normalize(v.z1), normalize(v.z2));
-        let loss = self.loss(&n1, &n2);
+        let mut loss = self.loss(&n1, &n2);
+        if self.gd.is_some() {
+            // When the gd mask lets no anchor through, keep a (zero-gradient) graph for backward.
+            loss = loss + (n1.sum(Kind::Float) + n2.sum(Kind::Float)) * 0.0;
+        }
         let c = self.comps(&n1, &n2);
         LossOutput {
             loss,
@@ -873,6 +877,35 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// A gd mask that lets no anchor through still gives a loss that backward accepts (zero grads).
+    #[test]
+    fn gd_masking_every_anchor_still_backpropagates() {
+        let z1 = Tensor::randn([4, 3], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let z2 = Tensor::randn([4, 3], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        for kind in [
+            NcKind::BarlowTwins,
+            NcKind::VicReg,
+            NcKind::Mhe,
+            NcKind::Mhs,
+        ] {
+            let l = NonContrastive {
+                kind,
+                gd: Some(-1.0),
+                weight: None,
+                ratio: None,
+                lambda: 1.0,
+            };
+            let o = l.forward(&Views {
+                z1: &z1,
+                z2: &z2,
+                z3: None,
+            });
+            o.loss.backward();
+            assert_eq!(z1.grad().abs().sum(Kind::Float).double_value(&[]), 0.0);
+            assert_eq!(metric(&o, "gd_mean"), 0.0);
         }
     }
 }
