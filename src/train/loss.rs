@@ -703,7 +703,7 @@ impl Loss for NonContrastive {
         let mut loss = self.loss(&n1, &n2);
         if self.gd.is_some() {
             // When the gd mask lets no anchor through, keep a (zero-gradient) graph for backward.
-            loss = loss + (n1.sum(Kind::Float) + n2.sum(Kind::Float)) * 0.0;
+            loss += (n1.sum(Kind::Float) + n2.sum(Kind::Float)) * 0.0;
         }
         let c = self.comps(&n1, &n2);
         LossOutput {
