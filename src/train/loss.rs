@@ -683,7 +683,8 @@ impl NonContrastive {
             let scale = rows_sum(&a);
             let sc = scale.clamp_min(1e-30);
             let w = &a / sc.unsqueeze(1);
-            let r = pull / &sc;
+            // No positive push at all (possible only with signed weights): R is reported as 0.
+            let r = (pull / &sc).where_self(&scale.gt(0.0), &scale.zeros_like());
             Components {
                 gd,
                 w,
@@ -699,7 +700,11 @@ impl NonContrastive {
 impl Loss for NonContrastive {
     fn forward(&self, v: &Views<'_>) -> LossOutput {
         let (n1, n2) = (normalize(v.z1), normalize(v.z2));
-        let loss = self.loss(&n1, &n2);
+        let mut loss = self.loss(&n1, &n2);
+        if self.gd.is_some() {
+            // When the gd mask lets no anchor through, keep a (zero-gradient) graph for backward.
+            loss += (n1.sum(Kind::Float) + n2.sum(Kind::Float)) * 0.0;
+        }
         let c = self.comps(&n1, &n2);
         LossOutput {
             loss,
@@ -823,5 +828,84 @@ mod tests {
         o.loss.backward();
         assert!(z1.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0);
         assert!(z2.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0);
+    }
+
+    /// Every loss reports the eight metrics, finite, with and without hard negatives (which only
+    /// infonce and arccon use).
+    #[test]
+    fn every_loss_reports_the_eight_metrics() {
+        let z1 = Tensor::randn([6, 5], (Kind::Float, Device::Cpu));
+        let z2 = &z1 + Tensor::randn([6, 5], (Kind::Float, Device::Cpu)) * 0.3;
+        let z3 = Tensor::randn([6, 5], (Kind::Float, Device::Cpu));
+        for kind in crate::spec::schema::LOSSES {
+            for (gd, weight, ratio) in [(None, None, None), (Some(true), Some(true), Some(true))] {
+                let nc = crate::spec::schema::is_non_contrastive(kind);
+                if !nc && gd.is_some() {
+                    continue;
+                }
+                let cfg = LossConfig {
+                    kind: kind.to_string(),
+                    margin: None,
+                    angle: None,
+                    gd,
+                    weight: if *kind == "mhs" { None } else { weight },
+                    ratio,
+                    temperature: None,
+                    ratio_scale: None,
+                    lambda: None,
+                };
+                let l = build_loss(&cfg, 0.05, 0.0).unwrap();
+                for z3 in [None, Some(&z3)] {
+                    let o = l.forward(&Views {
+                        z1: &z1,
+                        z2: &z2,
+                        z3,
+                    });
+                    assert!(o.loss.double_value(&[]).is_finite(), "{kind}");
+                    for m in [
+                        "pos_cos",
+                        "neg_cos",
+                        "batch_alignment",
+                        "batch_uniformity",
+                        "gd_mean",
+                        "w_entropy",
+                        "w_max",
+                        "ratio_mean",
+                    ] {
+                        let v = metric(&o, m);
+                        assert!(v.is_finite(), "{kind} {m} = {v}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A gd mask that lets no anchor through still gives a loss that backward accepts (zero grads).
+    #[test]
+    fn gd_masking_every_anchor_still_backpropagates() {
+        let z1 = Tensor::randn([4, 3], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let z2 = Tensor::randn([4, 3], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        for kind in [
+            NcKind::BarlowTwins,
+            NcKind::VicReg,
+            NcKind::Mhe,
+            NcKind::Mhs,
+        ] {
+            let l = NonContrastive {
+                kind,
+                gd: Some(-1.0),
+                weight: None,
+                ratio: None,
+                lambda: 1.0,
+            };
+            let o = l.forward(&Views {
+                z1: &z1,
+                z2: &z2,
+                z3: None,
+            });
+            o.loss.backward();
+            assert_eq!(z1.grad().abs().sum(Kind::Float).double_value(&[]), 0.0);
+            assert_eq!(metric(&o, "gd_mean"), 0.0);
+        }
     }
 }
