@@ -328,22 +328,23 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
             cfg.train.lr,
             &cfg.train.lr_schedule,
         );
-        let forward = || {
-            let z = model.sentence_embeddings(&ids, &mask, &pooler, true);
-            let h = z.size()[1];
-            let z = z.view([b as i64, views as i64, h]);
-            let (z1, z2) = (z.select(1, 0), z.select(1, 1));
-            let z3 = (views == 3).then(|| z.select(1, 2));
-            loss_fn.forward(&loss::Views {
-                z1: &z1,
-                z2: &z2,
-                z3: z3.as_ref(),
-            })
-        };
-        let out = match autocast {
-            Some(kind) => crate::runtime::autocast(kind, forward),
-            None => forward(),
-        };
+        // The encoder runs under autocast (on CUDA, as configured); the loss always in fp32, as the
+        // views are cast up before their similarities are taken.
+        let encode = || model.sentence_embeddings(&ids, &mask, &pooler, true);
+        let z = match autocast {
+            Some(kind) => crate::runtime::autocast(kind, encode),
+            None => encode(),
+        }
+        .to_kind(Kind::Float);
+        let h = z.size()[1];
+        let z = z.view([b as i64, views as i64, h]);
+        let (z1, z2) = (z.select(1, 0), z.select(1, 1));
+        let z3 = (views == 3).then(|| z.select(1, 2));
+        let out = loss_fn.forward(&loss::Views {
+            z1: &z1,
+            z2: &z2,
+            z3: z3.as_ref(),
+        });
         scaler.backward(&out.loss);
         let gnorm = if scaler.unscale_and_check(&mut opt) {
             opt.step(lr, cfg.train.max_grad_norm)
