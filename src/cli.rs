@@ -310,7 +310,10 @@ fn run(cli: &Cli, file: &std::path::Path, device: Option<&str>) -> Result<i32> {
         totals.cancelled,
         cli.db.display()
     );
-    Ok(if totals.failed + totals.diverged > 0 {
+    // 130: interrupted (as a shell reports SIGINT); 1: a run failed or diverged.
+    Ok(if totals.cancelled > 0 {
+        130
+    } else if totals.failed + totals.diverged > 0 {
         1
     } else {
         0

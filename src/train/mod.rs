@@ -369,20 +369,7 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
 
         if cfg.train.checkpoint_every > 0 && step % cfg.train.checkpoint_every == 0 && step < total
         {
-            let last = job.out_dir.join("last");
-            model
-                .save_pretrained(&last)
-                .context("saving the periodic checkpoint")?;
-            send(
-                &job.events,
-                Event::Checkpoint {
-                    kind: "last",
-                    step,
-                    path: last,
-                    metric: None,
-                    value: None,
-                },
-            )?;
+            save_last(&model, &job, step)?;
         }
         let cancelled = job.cancel.load(Ordering::Relaxed);
         let eval_now = cfg.eval.every > 0 && step % cfg.eval.every == 0 || step == total;
@@ -446,20 +433,7 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
                 window_start = Instant::now();
             }
             if cancelled {
-                let last = job.out_dir.join("last");
-                model
-                    .save_pretrained(&last)
-                    .context("saving the checkpoint at cancellation")?;
-                send(
-                    &job.events,
-                    Event::Checkpoint {
-                        kind: "last",
-                        step,
-                        path: last,
-                        metric: None,
-                        value: None,
-                    },
-                )?;
+                save_last(&model, &job, step)?;
                 return Ok(Outcome::Cancelled { step });
             }
         }
@@ -496,6 +470,24 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         send(&job.events, Event::Metrics(rows))?;
     }
     Ok(Outcome::Done { steps: total })
+}
+
+/// Save the model as the run's `last` checkpoint and report it.
+fn save_last(model: &LoadedModel, job: &Job<'_>, step: i64) -> Result<()> {
+    let last = job.out_dir.join("last");
+    model
+        .save_pretrained(&last)
+        .with_context(|| format!("saving the checkpoint at step {step}"))?;
+    send(
+        &job.events,
+        Event::Checkpoint {
+            kind: "last",
+            step,
+            path: last,
+            metric: None,
+            value: None,
+        },
+    )
 }
 
 /// Evaluate `tasks` with the model's sentence embeddings (eval mode, no truncation below the model's
