@@ -180,6 +180,7 @@ fn execute(
         let mut last: HashMap<String, (i64, f64)> = HashMap::new();
         let mut total_steps = 0;
         let mut printed = -1i64;
+        let mut eval_printed = -1i64;
         let mut probe_secs = 0.0f64;
         for ev in rx {
             match ev {
@@ -229,11 +230,22 @@ fn execute(
                     sink.send(Write::Metrics(batch))?;
                     if let Some(step) = max_step {
                         store.heartbeat(run_pk, step.min(total_steps))?;
-                        // One line per evaluation, and about every tenth of the run otherwise.
+                        // One line per evaluation, and about every tenth of the run otherwise
+                        // (not on steps about to be evaluated: their evaluation line follows).
                         let evaluated = last.get("stsb_dev").is_some_and(|(s, _)| *s == step);
+                        let will_eval = (cfg.eval.every > 0 && step % cfg.eval.every == 0)
+                            || step >= total_steps;
                         let every = (total_steps / 10).max(1);
-                        if evaluated || step / every > printed / every {
+                        let periodic = step / every > printed / every;
+                        if periodic {
                             printed = step;
+                        }
+                        if (evaluated && step != eval_printed)
+                            || (periodic && !will_eval && !evaluated)
+                        {
+                            if evaluated {
+                                eval_printed = step;
+                            }
                             let show = |k: &str| {
                                 last.get(k)
                                     .map(|(_, v)| format!(" {k} {v:.4}"))
