@@ -1,43 +1,16 @@
 //! Interrupting `simsweep run` (Ctrl-C, kill -9) and running it again: every run ends done, with
 //! exactly one row per (run, metric, layer, step), and the database intact.
 
+mod common;
+
+use common::{data_dir, micro_model};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn data_dir() -> Option<PathBuf> {
-    let d = std::env::var_os("SIMSWEEP_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared/data"));
-    if d.join("SentEval/data/downstream/STS/STSBenchmark/sts-dev.csv")
-        .is_file()
-    {
-        Some(d)
-    } else {
-        eprintln!("skipped: shared data not found at {}", d.display());
-        None
-    }
-}
-
 fn setup(dir: &Path) -> PathBuf {
-    let m = dir.join("micro-bert");
-    std::fs::create_dir_all(&m).unwrap();
-    std::fs::copy(
-        repo().join("models/tiny-bert/vocab.txt"),
-        m.join("vocab.txt"),
-    )
-    .unwrap();
-    let cfg = std::fs::read_to_string(repo().join("models/tiny-bert/config.json"))
-        .unwrap()
-        .replace("\"hidden_size\": 128", "\"hidden_size\": 32")
-        .replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1")
-        .replace("\"intermediate_size\": 512", "\"intermediate_size\": 64");
-    std::fs::write(m.join("config.json"), cfg).unwrap();
+    micro_model(dir);
     let sweep = dir.join("s.toml");
     std::fs::write(
         &sweep,

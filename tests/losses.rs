@@ -2,46 +2,11 @@
 //! `sweeps/gradient-paradigm-cpu.toml` on a micro BERT for a few steps; each run must finish with a
 //! finite loss and the eight loss metrics at every step.
 
+mod common;
+
+use common::{count, data_dir, micro_model, repo};
 use rusqlite::Connection;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn data_dir() -> Option<PathBuf> {
-    let d = std::env::var_os("SIMSWEEP_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared/data"));
-    if d.join("wiki1m_for_simcse.head.txt").is_file() {
-        Some(d)
-    } else {
-        eprintln!("skipped: shared data not found at {}", d.display());
-        None
-    }
-}
-
-/// A 1-layer, 32-wide BERT with the bert-base-uncased vocabulary.
-fn micro_model(dir: &Path) {
-    let m = dir.join("micro-bert");
-    std::fs::create_dir_all(&m).unwrap();
-    std::fs::copy(
-        repo().join("models/tiny-bert/vocab.txt"),
-        m.join("vocab.txt"),
-    )
-    .unwrap();
-    let cfg = std::fs::read_to_string(repo().join("models/tiny-bert/config.json"))
-        .unwrap()
-        .replace("\"hidden_size\": 128", "\"hidden_size\": 32")
-        .replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1")
-        .replace("\"intermediate_size\": 512", "\"intermediate_size\": 64");
-    std::fs::write(m.join("config.json"), cfg).unwrap();
-}
-
-fn count(c: &Connection, sql: &str) -> i64 {
-    c.query_row(sql, [], |r| r.get(0)).unwrap()
-}
 
 const STEPS: i64 = 5;
 

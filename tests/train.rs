@@ -1,49 +1,12 @@
 //! End-to-end training through the binary: a tiny random-init BERT on the wiki excerpt, evaluated on
 //! the shared STS data. Sized for CI (two cores, seconds).
 
+mod common;
+
+use common::{count, data_dir, micro_model};
 use rusqlite::Connection;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn data_dir() -> Option<PathBuf> {
-    let d = std::env::var_os("SIMSWEEP_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared/data"));
-    if d.join("SentEval/data/downstream/STS/STSBenchmark/sts-dev.csv")
-        .is_file()
-    {
-        Some(d)
-    } else {
-        eprintln!("skipped: shared data not found at {}", d.display());
-        None
-    }
-}
-
-/// A 1-layer, 32-wide BERT with the bert-base-uncased vocabulary.
-fn micro_model(dir: &Path) -> PathBuf {
-    let m = dir.join("micro-bert");
-    std::fs::create_dir_all(&m).unwrap();
-    std::fs::copy(
-        repo().join("models/tiny-bert/vocab.txt"),
-        m.join("vocab.txt"),
-    )
-    .unwrap();
-    let cfg = std::fs::read_to_string(repo().join("models/tiny-bert/config.json"))
-        .unwrap()
-        .replace("\"hidden_size\": 128", "\"hidden_size\": 32")
-        .replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1")
-        .replace("\"intermediate_size\": 512", "\"intermediate_size\": 64");
-    std::fs::write(m.join("config.json"), cfg).unwrap();
-    m
-}
-
-fn count(c: &Connection, sql: &str) -> i64 {
-    c.query_row(sql, [], |r| r.get(0)).unwrap()
-}
 
 #[test]
 fn a_sweep_trains_evaluates_checkpoints_and_isolates_a_failing_run() {
