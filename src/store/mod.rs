@@ -123,12 +123,8 @@ impl Store {
             path: path.into(),
         };
         // Refuse a newer, foreign or corrupt file before changing anything in it (even the journal mode).
-        let v = store.user_version()?;
-        store.check_version(v)?;
-        let mode: String = store
-            .conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(&e)?;
+        store.checked_version()?;
+        let mode = store.switch_to_wal()?;
         if mode != "wal" {
             return Err(StoreError::Other {
                 path: path.into(),
@@ -162,8 +158,7 @@ impl Store {
             conn,
             path: path.into(),
         };
-        let v = store.user_version()?;
-        store.check_version(v)?;
+        let v = store.checked_version()?;
         if v < SCHEMA_VERSION {
             return Err(StoreError::Other {
                 path: path.into(),
@@ -173,13 +168,45 @@ impl Store {
         Ok(store)
     }
 
+    #[cfg(test)]
     fn user_version(&self) -> Result<i64> {
         self.conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(sql_err(&self.path))
     }
 
-    fn check_version(&self, v: i64) -> Result<()> {
+    /// `PRAGMA journal_mode=WAL`, retried: while another connection reads a database that is
+    /// still in rollback mode (a second process creating the same new file), SQLite answers
+    /// SQLITE_BUSY at once without calling the busy handler, so we wait here ourselves.
+    fn switch_to_wal(&self) -> Result<String> {
+        let start = std::time::Instant::now();
+        loop {
+            match self
+                .conn
+                .query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))
+            {
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if f.code == rusqlite::ErrorCode::DatabaseBusy
+                        && start.elapsed() < BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                r => return r.map_err(sql_err(&self.path)),
+            }
+        }
+    }
+
+    /// The schema version, refusing a newer database and a non-empty file that is not ours.
+    /// Version and table count are read in one statement, so one snapshot: a file another
+    /// process is creating right now is either still empty or already stamped, never a
+    /// "foreign" mix of the two.
+    fn checked_version(&self) -> Result<i64> {
+        let (v, tables) = version_and_tables(&self.conn).map_err(sql_err(&self.path))?;
+        self.check_version(v, tables)?;
+        Ok(v)
+    }
+
+    fn check_version(&self, v: i64, tables: i64) -> Result<()> {
         if v > SCHEMA_VERSION {
             return Err(StoreError::Newer {
                 path: self.path.clone(),
@@ -187,16 +214,10 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
-        if v == 0 {
-            let tables: i64 = self
-                .conn
-                .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-                .map_err(sql_err(&self.path))?;
-            if tables > 0 {
-                return Err(StoreError::Foreign {
-                    path: self.path.clone(),
-                });
-            }
+        if v == 0 && tables > 0 {
+            return Err(StoreError::Foreign {
+                path: self.path.clone(),
+            });
         }
         Ok(())
     }
@@ -214,19 +235,16 @@ impl Store {
     fn migrate(&mut self) -> Result<()> {
         let path = self.path.clone();
         let e = sql_err(&path);
-        self.check_version(self.user_version()?)?;
         loop {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(&e)?;
             // Re-read inside the write lock: another process may have migrated meanwhile.
-            let v: i64 = tx
-                .query_row("PRAGMA user_version", [], |r| r.get(0))
-                .map_err(&e)?;
-            if v >= SCHEMA_VERSION {
+            let (v, tables) = version_and_tables(&tx).map_err(&e)?;
+            if v >= SCHEMA_VERSION || (v == 0 && tables > 0) {
                 drop(tx);
-                return self.check_version(v);
+                return self.check_version(v, tables);
             }
             tx.execute_batch(MIGRATIONS[v as usize]).map_err(&e)?;
             tx.pragma_update(None, "user_version", v + 1).map_err(&e)?;
@@ -637,3 +655,12 @@ fn rebuild_runs_wide(conn: &Connection) -> rusqlite::Result<()> {
 
 #[cfg(test)]
 mod tests;
+
+/// `(user_version, number of schema objects)` read in one statement, hence from one snapshot.
+fn version_and_tables(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    conn.query_row(
+        "SELECT user_version, (SELECT count(*) FROM sqlite_master) FROM pragma_user_version",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
