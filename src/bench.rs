@@ -163,7 +163,13 @@ pub fn probe_cost(file: &Path, data_dir: &Path, device: tch::Device) -> Result<f
     let db = tmp.0.join("bench-probe.db");
     Store::open(&db)?.plan(&sweep)?;
     let cancel = std::sync::atomic::AtomicBool::new(false);
-    let totals = crate::exec::run_sweep(&sweep, &db, data_dir, device, &cancel)?;
+    let totals = crate::exec::run_sweep(
+        &sweep,
+        &db,
+        data_dir,
+        &crate::exec::ExecOptions::on(device),
+        &cancel,
+    )?;
     if totals.done == 0 {
         anyhow::bail!("no run finished");
     }

@@ -300,7 +300,13 @@ fn run(cli: &Cli, file: &std::path::Path, device: Option<&str>) -> Result<i32> {
         crate::exec::device_name(device)
     );
     let cancel = crate::exec::install_interrupt_handler();
-    let totals = crate::exec::run_sweep(&sweep, &cli.db, &cli.data_dir, device, cancel)?;
+    let totals = crate::exec::run_sweep(
+        &sweep,
+        &cli.db,
+        &cli.data_dir,
+        &crate::exec::ExecOptions::on(device),
+        cancel,
+    )?;
     println!(
         "sweep {}: {} done, {} failed, {} diverged, {} cancelled in this invocation → {}",
         sweep.name,

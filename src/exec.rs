@@ -64,14 +64,50 @@ pub struct RunTotals {
     pub cancelled: usize,
 }
 
-/// Execute the pending runs of a planned sweep, one after another.
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProgressMode {
+    /// Bars when stdout is a terminal, lines otherwise.
+    #[default]
+    Auto,
+    /// Plain lines (logs, CI, Slurm output files).
+    Lines,
+    /// Nothing but errors.
+    Quiet,
+}
+
+/// What `run_sweep` executes, where.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// Devices to train on; one slot per device and job.
+    pub devices: Vec<Device>,
+    /// Runs trained at the same time on each device (threads of this process).
+    pub jobs_per_device: usize,
+    /// Only these run ids (a Slurm worker executes exactly its own run); `None`: every claimable run.
+    pub only: Option<Vec<String>>,
+    pub progress: ProgressMode,
+}
+
+impl ExecOptions {
+    pub fn on(device: Device) -> Self {
+        ExecOptions {
+            devices: vec![device],
+            jobs_per_device: 1,
+            only: None,
+            progress: ProgressMode::Auto,
+        }
+    }
+}
+
+/// Execute the claimable runs of a planned sweep (pending, cancelled, orphaned).
 pub fn run_sweep(
     sweep: &Sweep,
     db: &Path,
     data_dir: &Path,
-    device: Device,
+    opts: &ExecOptions,
     cancel: &AtomicBool,
 ) -> Result<RunTotals> {
+    let device = opts.devices[0];
     let mut store = Store::open(db)?;
     let worker = format!(
         "{}:{}",
@@ -84,7 +120,12 @@ pub fn run_sweep(
     let writer = Writer::spawn(db)?;
     let mut totals = RunTotals::default();
     let total_runs = sweep.runs.len();
-    while let Some(claim) = store.claim_next(&sweep.name, &worker, &device_name(device))? {
+    while let Some(claim) = store.claim_next(
+        &sweep.name,
+        &worker,
+        &device_name(device),
+        opts.only.as_deref(),
+    )? {
         let label = format!("[{}/{}] {}", claim.ordinal + 1, total_runs, claim.run_id);
         let params = sweep
             .runs

@@ -440,6 +440,7 @@ impl Store {
         sweep: &str,
         worker: &str,
         device: &str,
+        only: Option<&[String]>,
     ) -> Result<Option<Claimed>> {
         let path = self.path.clone();
         let e = sql_err(&path);
@@ -482,8 +483,10 @@ impl Store {
         let row = tx
             .query_row(
                 "SELECT r.run_pk, r.run_id, r.sweep_id, r.ordinal, r.config_json FROM runs r JOIN sweeps s ON s.sweep_id = r.sweep_id
-                 WHERE s.name = ?1 AND r.status IN ('pending', 'cancelled') AND r.in_plan = 1 ORDER BY r.ordinal LIMIT 1",
-                [sweep],
+                 WHERE s.name = ?1 AND r.status IN ('pending', 'cancelled') AND r.in_plan = 1
+                   AND (?2 IS NULL OR r.run_id IN (SELECT value FROM json_each(?2)))
+                 ORDER BY r.ordinal LIMIT 1",
+                params![sweep, only.map(|o| serde_json::to_string(o).expect("JSON"))],
                 |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, String>(4)?)),
             )
             .optional()
