@@ -86,6 +86,9 @@ pub struct ExecOptions {
     /// Only these run ids (a Slurm worker executes exactly its own run); `None`: every claimable run.
     pub only: Option<Vec<String>>,
     pub progress: ProgressMode,
+    /// Where run folders go, `<results_dir>/<sweep>/<run id>`; None: the database's folder (a Slurm
+    /// worker writes a shard under `shards/` but its run folders beside the main database).
+    pub results_dir: Option<PathBuf>,
 }
 
 impl ExecOptions {
@@ -95,6 +98,7 @@ impl ExecOptions {
             jobs_per_device: 1,
             only: None,
             progress: ProgressMode::Auto,
+            results_dir: None,
         }
     }
 }
@@ -116,7 +120,11 @@ pub fn run_sweep(
             .unwrap_or_default(),
         std::process::id()
     );
-    let results = db.parent().unwrap_or(Path::new(".")).join(&sweep.name);
+    let results = opts
+        .results_dir
+        .as_deref()
+        .unwrap_or(db.parent().unwrap_or(Path::new(".")))
+        .join(&sweep.name);
     let writer = Writer::spawn(db)?;
     let mut totals = RunTotals::default();
     let total_runs = sweep.runs.len();

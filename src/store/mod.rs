@@ -1,6 +1,7 @@
 //! The results database (SQLite): schema and migrations, planning, and reads.
 //! The store knows nothing of tch or training; it stores what it is given.
 
+pub mod shard;
 pub mod writer;
 
 use crate::spec::Sweep;
@@ -124,6 +125,26 @@ impl Store {
         };
         // Refuse a newer, foreign or corrupt file before changing anything in it (even the journal mode).
         store.checked_version()?;
+        if shard::rollback_journal() {
+            // A Slurm worker's shard on a shared (network) filesystem: WAL needs shared memory
+            // between the processes that open the file, which hosts do not share over NFS.
+            let mode: String = store
+                .conn
+                .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
+                .map_err(&e)?;
+            if mode != "delete" {
+                return Err(StoreError::Other {
+                    path: path.into(),
+                    message: format!("cannot switch to the rollback journal (got {mode})"),
+                });
+            }
+            store
+                .conn
+                .pragma_update(None, "synchronous", "NORMAL")
+                .map_err(&e)?;
+            store.migrate()?;
+            return Ok(store);
+        }
         let mode = store.switch_to_wal()?;
         if mode != "wal" {
             return Err(StoreError::Other {
@@ -396,7 +417,7 @@ impl Store {
         let mut st = self
             .conn
             .prepare(
-                "SELECT r.run_pk, r.run_id, r.status, r.config_json, r.step, r.in_plan, r.error
+                "SELECT r.run_pk, r.run_id, r.status, r.config_json, r.step, r.in_plan, r.error, r.worker, r.host
                  FROM runs r JOIN sweeps s ON s.sweep_id = r.sweep_id
                  WHERE s.name = ?1 ORDER BY r.in_plan DESC, r.ordinal",
             )
@@ -412,6 +433,8 @@ impl Store {
                     step: r.get(4)?,
                     in_plan: r.get::<_, i64>(5)? != 0,
                     error: r.get(6)?,
+                    worker: r.get(7)?,
+                    host: r.get(8)?,
                 })
             })
             .map_err(&e)?;
@@ -448,12 +471,15 @@ impl Store {
         let host = hostname::get()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default();
-        // Runs left `running` by a dead process of this host go back to the pool.
+        // Runs left `running` by a dead process of this host go back to the pool. Runs held by a
+        // Slurm array task (worker `slurm:…`) are never taken back here: `simsweep merge` settles
+        // them from their shards and from what Slurm says.
         let orphans: Vec<(i64, String)> = {
             let mut st = tx
                 .prepare(
                     "SELECT r.run_pk, r.worker FROM runs r JOIN sweeps s ON s.sweep_id = r.sweep_id
-                     WHERE s.name = ?1 AND r.status = 'running' AND r.host = ?2",
+                     WHERE s.name = ?1 AND r.status = 'running' AND r.host = ?2
+                       AND coalesce(r.worker, '') NOT LIKE 'slurm:%'",
                 )
                 .map_err(&e)?;
             let rows = st
@@ -580,6 +606,9 @@ pub struct RunRow {
     pub step: Option<i64>,
     pub in_plan: bool,
     pub error: Option<String>,
+    /// Who holds (or last held) the run: `host:pid`, or `slurm:<job>_<index>` for a Slurm task.
+    pub worker: Option<String>,
+    pub host: Option<String>,
 }
 
 /// Cache of `param_keys` ids within one transaction.

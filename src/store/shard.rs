@@ -1,0 +1,681 @@
+//! Runs executed elsewhere (Slurm array tasks): marking runs submitted, requeueing, and merging the
+//! per-task SQLite shards back into the main database.
+//!
+//! A shard is an ordinary simsweep database holding one run (`<results>/shards/<sweep>/<run id>.db`),
+//! written by `simsweep worker` on a compute node with the rollback journal (WAL needs memory shared
+//! between the processes that open the file, which hosts do not share over a network filesystem).
+//! The main database is never opened by a compute node. Which submission a shard belongs to is
+//! recorded in the shard as the run's latest `slurm_task` event (message `<job id>_<index>`); the main
+//! database marks a submitted run `running` with worker `slurm:<job id>_<index>`. A shard is merged
+//! only into the run whose worker names its task, so a shard left from an earlier submission is never
+//! mistaken for the current one.
+
+use super::{sql_err, Result, Store, StoreError};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, OptionalExtension};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Prefix of the `worker` of a run held by a Slurm array task: `slurm:<job id>_<index>`.
+pub const SLURM_WORKER: &str = "slurm:";
+/// Prefix of the `worker` of a run being submitted (sbatch not yet answered):
+/// `slurm:submitting:<host>:<pid>`.
+pub const SUBMITTING_WORKER: &str = "slurm:submitting:";
+
+/// The `events.kind` a worker records in its shard: message `<job id>_<index>`.
+pub const TASK_EVENT: &str = "slurm_task";
+
+static ROLLBACK_JOURNAL: AtomicBool = AtomicBool::new(false);
+
+/// Make every database this process opens with [`Store::open`] use the rollback journal instead
+/// of WAL (a Slurm worker writing its shard on a shared filesystem).
+pub fn use_rollback_journal() {
+    ROLLBACK_JOURNAL.store(true, Ordering::SeqCst);
+}
+
+pub(crate) fn rollback_journal() -> bool {
+    ROLLBACK_JOURNAL.load(Ordering::SeqCst)
+}
+
+fn host() -> String {
+    hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
+
+/// A run taken for a Slurm submission.
+#[derive(Debug, Clone)]
+pub struct SubmitRun {
+    pub run_pk: i64,
+    pub run_id: String,
+    pub ordinal: i64,
+    pub seed: i64,
+    pub config: BTreeMap<String, Value>,
+    pub canonical: String,
+    pub attempts: i64,
+    /// Status before the submission (`pending` or `cancelled`), restored if sbatch fails.
+    pub status: String,
+    pub error: Option<String>,
+}
+
+/// A run held by a Slurm task (or by a submission in progress), as stored in the main database.
+#[derive(Debug, Clone)]
+pub struct SlurmRun {
+    pub run_pk: i64,
+    pub run_id: String,
+    pub sweep: String,
+    pub status: String,
+    pub worker: String,
+    pub host: Option<String>,
+    pub step: Option<i64>,
+}
+
+impl SlurmRun {
+    /// `<job id>_<index>` of the task, or None for a submission in progress.
+    pub fn task(&self) -> Option<&str> {
+        if self.worker.starts_with(SUBMITTING_WORKER) {
+            return None;
+        }
+        self.worker.strip_prefix(SLURM_WORKER)
+    }
+}
+
+/// What merging one run of a shard did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunMerge {
+    pub run_id: String,
+    /// The shard's task (`<job id>_<index>`), if it recorded one.
+    pub task: Option<String>,
+    /// The shard's status of the run.
+    pub shard_status: String,
+    /// Merged: the main database's run is the one the shard's task was submitted for.
+    pub applied: bool,
+    /// Why not, when not applied.
+    pub skipped: Option<String>,
+    /// The run's row (status, step, times, host, device, error) was updated.
+    pub row_updated: bool,
+    pub metrics_written: usize,
+    pub metrics_deleted: usize,
+    pub checkpoints_changed: usize,
+    pub events_added: usize,
+}
+
+impl RunMerge {
+    /// Whether anything in the main database changed.
+    pub fn changed(&self) -> bool {
+        self.row_updated
+            || self.metrics_written + self.metrics_deleted + self.checkpoints_changed + self.events_added
+                > 0
+    }
+}
+
+/// What a worker found in its shard before training.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShardStart {
+    /// The run is ready to be claimed.
+    Ready,
+    /// The same task already finished the run (Slurm started the task again): nothing to do.
+    AlreadyDone,
+}
+
+/// A `file:` URI that opens `path` read-only.
+fn readonly_uri(path: &Path) -> String {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut uri = String::from("file:");
+    for ch in abs.to_string_lossy().chars() {
+        match ch {
+            '%' | '?' | '#' => uri.push_str(&format!("%{:02X}", ch as u32)),
+            c => uri.push(c),
+        }
+    }
+    uri + "?mode=ro"
+}
+
+/// Open a shard read-write once, so that SQLite rolls back a transaction its writer left unfinished
+/// (a hot journal, after a task was killed mid-commit); a read-only reader cannot. Only call this
+/// when the shard's task has ended.
+pub fn recover_shard(path: &Path) -> Result<()> {
+    let e = sql_err(path);
+    let conn = rusqlite::Connection::open(path).map_err(&e)?;
+    conn.busy_timeout(super::BUSY_TIMEOUT).map_err(&e)?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(&e)?;
+    Ok(())
+}
+
+impl Store {
+    /// Put the runs of `sweep` whose status is one of `statuses` (e.g. failed, diverged) back to
+    /// `pending`, with a `requeued` event each. Their results stay until the run starts again.
+    /// Returns how many.
+    pub fn requeue(&mut self, sweep: &str, statuses: &[&str]) -> Result<usize> {
+        let path = self.path.clone();
+        let e = sql_err(&path);
+        let list = serde_json::to_string(statuses).expect("JSON");
+        let tx = self.immediate()?;
+        tx.execute(
+            &format!(
+                "INSERT INTO events (at, sweep_id, run_pk, kind, message)
+                 SELECT {NOW}, r.sweep_id, r.run_pk, 'requeued', 'was ' || r.status || coalesce(': ' || r.error, '')
+                 FROM runs r JOIN sweeps s ON s.sweep_id = r.sweep_id
+                 WHERE s.name = ?1 AND r.in_plan = 1 AND r.status IN (SELECT value FROM json_each(?2))"
+            ),
+            params![sweep, list],
+        )
+        .map_err(&e)?;
+        let n = tx
+            .execute(
+                "UPDATE runs SET status = 'pending', error = NULL, finished_at = NULL
+                 WHERE in_plan = 1 AND status IN (SELECT value FROM json_each(?2))
+                   AND sweep_id = (SELECT sweep_id FROM sweeps WHERE name = ?1)",
+                params![sweep, list],
+            )
+            .map_err(&e)?;
+        tx.commit().map_err(&e)?;
+        Ok(n)
+    }
+
+    /// The worker value that marks runs taken by a submission of this process.
+    pub fn submitting_worker() -> String {
+        format!("{SUBMITTING_WORKER}{}:{}", host(), std::process::id())
+    }
+
+    /// Take every pending or cancelled run of `sweep` (in the plan, in plan order) for a Slurm
+    /// submission, atomically: they become `running` under `claimer` (see
+    /// [`Store::submitting_worker`]) so no local runner or other submission takes them meanwhile.
+    pub fn claim_for_submission(&mut self, sweep: &str, claimer: &str) -> Result<Vec<SubmitRun>> {
+        let path = self.path.clone();
+        let e = sql_err(&path);
+        let tx = self.immediate()?;
+        let runs = {
+            let mut st = tx
+                .prepare(
+                    "SELECT r.run_pk, r.run_id, r.ordinal, r.seed, r.config_json, r.canonical, r.attempts, r.status, r.error
+                     FROM runs r JOIN sweeps s ON s.sweep_id = r.sweep_id
+                     WHERE s.name = ?1 AND r.in_plan = 1 AND r.status IN ('pending', 'cancelled')
+                     ORDER BY r.ordinal",
+                )
+                .map_err(&e)?;
+            let rows = st
+                .query_map([sweep], |r| {
+                    let cfg: String = r.get(4)?;
+                    Ok(SubmitRun {
+                        run_pk: r.get(0)?,
+                        run_id: r.get(1)?,
+                        ordinal: r.get(2)?,
+                        seed: r.get(3)?,
+                        config: serde_json::from_str(&cfg).unwrap_or_default(),
+                        canonical: r.get(5)?,
+                        attempts: r.get(6)?,
+                        status: r.get(7)?,
+                        error: r.get(8)?,
+                    })
+                })
+                .map_err(&e)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)?
+        };
+        {
+            let mut upd = tx
+                .prepare(&format!(
+                    "UPDATE runs SET status = 'running', worker = ?2, host = NULL, device = NULL,
+                         heartbeat_at = {NOW}, error = NULL WHERE run_pk = ?1"
+                ))
+                .map_err(&e)?;
+            for r in &runs {
+                upd.execute(params![r.run_pk, claimer]).map_err(&e)?;
+            }
+        }
+        tx.commit().map_err(&e)?;
+        Ok(runs)
+    }
+
+    /// Give runs taken by [`Store::claim_for_submission`] back (sbatch failed): their earlier status
+    /// and error, where `claimer` still holds them.
+    pub fn release_submission(&mut self, runs: &[SubmitRun], claimer: &str) -> Result<()> {
+        let path = self.path.clone();
+        let e = sql_err(&path);
+        let tx = self.immediate()?;
+        for r in runs {
+            tx.execute(
+                "UPDATE runs SET status = ?2, error = ?3, worker = NULL, heartbeat_at = NULL
+                 WHERE run_pk = ?1 AND worker = ?4",
+                params![r.run_pk, r.status, r.error, claimer],
+            )
+            .map_err(&e)?;
+        }
+        tx.commit().map_err(&e)
+    }
+
+    /// sbatch accepted the array: run `i` of `runs` is now held by task `<job>_<i>` (worker
+    /// `slurm:<job>_<i>`), with a `submitted` event (data: job, index, folder). Returns how many
+    /// runs were still held by `claimer`.
+    pub fn confirm_submission(
+        &mut self,
+        runs: &[SubmitRun],
+        claimer: &str,
+        job: &str,
+        dir: &Path,
+    ) -> Result<usize> {
+        let path = self.path.clone();
+        let e = sql_err(&path);
+        let tx = self.immediate()?;
+        let mut n = 0;
+        for (i, r) in runs.iter().enumerate() {
+            let task = format!("{job}_{i}");
+            let changed = tx
+                .execute(
+                    &format!("UPDATE runs SET worker = ?2, heartbeat_at = {NOW} WHERE run_pk = ?1 AND worker = ?3"),
+                    params![r.run_pk, format!("{SLURM_WORKER}{task}"), claimer],
+                )
+                .map_err(&e)?;
+            if changed == 0 {
+                continue;
+            }
+            n += 1;
+            let data = serde_json::json!({"job": job, "index": i, "task": task, "dir": dir});
+            tx.execute(
+                &format!(
+                    "INSERT INTO events (at, sweep_id, run_pk, kind, message, data)
+                     SELECT {NOW}, sweep_id, run_pk, 'submitted', ?2, ?3 FROM runs WHERE run_pk = ?1"
+                ),
+                params![r.run_pk, format!("slurm job {task}"), data.to_string()],
+            )
+            .map_err(&e)?;
+        }
+        tx.commit().map_err(&e)?;
+        Ok(n)
+    }
+
+    /// Runs held by Slurm tasks or by a submission in progress (status `running`, worker `slurm:…`),
+    /// of one sweep or all.
+    pub fn slurm_runs(&self, sweep: Option<&str>) -> Result<Vec<SlurmRun>> {
+        let e = sql_err(&self.path);
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT r.run_pk, r.run_id, s.name, r.status, r.worker, r.host, r.step
+                 FROM runs r JOIN sweeps s ON s.sweep_id = r.sweep_id
+                 WHERE (?1 IS NULL OR s.name = ?1) AND r.status = 'running' AND r.worker LIKE 'slurm:%'
+                 ORDER BY s.sweep_id, r.ordinal",
+            )
+            .map_err(&e)?;
+        let rows = st
+            .query_map([sweep], |r| {
+                Ok(SlurmRun {
+                    run_pk: r.get(0)?,
+                    run_id: r.get(1)?,
+                    sweep: r.get(2)?,
+                    status: r.get(3)?,
+                    worker: r.get(4)?,
+                    host: r.get(5)?,
+                    step: r.get(6)?,
+                })
+            })
+            .map_err(&e)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)
+    }
+
+    /// Settle a run whose Slurm task ended without a final status in its shard: `status` (failed or
+    /// cancelled) with `error`, only if `worker` still holds it running. Returns whether it changed.
+    pub fn settle_slurm_run(
+        &mut self,
+        run_pk: i64,
+        worker: &str,
+        status: &str,
+        error: &str,
+    ) -> Result<bool> {
+        let path = self.path.clone();
+        let e = sql_err(&path);
+        let tx = self.immediate()?;
+        let n = tx
+            .execute(
+                &format!(
+                    "UPDATE runs SET status = ?2, error = ?3, finished_at = {NOW}
+                     WHERE run_pk = ?1 AND status = 'running' AND worker = ?4"
+                ),
+                params![run_pk, status, error, worker],
+            )
+            .map_err(&e)?;
+        if n > 0 {
+            tx.execute(
+                &format!(
+                    "INSERT INTO events (at, sweep_id, run_pk, kind, message)
+                     SELECT {NOW}, sweep_id, run_pk, ?2, ?3 FROM runs WHERE run_pk = ?1"
+                ),
+                params![run_pk, status, error],
+            )
+            .map_err(&e)?;
+        }
+        tx.commit().map_err(&e)?;
+        Ok(n > 0)
+    }
+
+    /// Runs left held by a submission that never finished (its process, on this host, is gone; or
+    /// it is older than ten minutes): back to `pending` (never started) or `cancelled`. Returns how
+    /// many.
+    pub fn release_stale_submissions(&mut self) -> Result<usize> {
+        let path = self.path.clone();
+        let e = sql_err(&path);
+        let tx = self.immediate()?;
+        let held: Vec<(i64, String, bool)> = {
+            let mut st = tx
+                .prepare(
+                    "SELECT run_pk, worker, heartbeat_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-10 minutes')
+                     FROM runs WHERE status = 'running' AND worker LIKE 'slurm:submitting:%'",
+                )
+                .map_err(&e)?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get::<_, Option<bool>>(2)?.unwrap_or(true),
+                    ))
+                })
+                .map_err(&e)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)?
+        };
+        let me = host();
+        let mut n = 0;
+        for (pk, worker, old) in held {
+            let rest = worker.strip_prefix(SUBMITTING_WORKER).unwrap_or("");
+            let (h, pid) = rest.rsplit_once(':').unwrap_or((rest, ""));
+            let dead = h == me
+                && pid
+                    .parse::<u32>()
+                    .is_ok_and(|p| !super::process_alive(p));
+            if !(dead || old) {
+                continue;
+            }
+            n += tx
+                .execute(
+                    "UPDATE runs SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'cancelled' END,
+                         error = CASE WHEN attempts = 0 THEN NULL ELSE 'the Slurm submission was interrupted' END,
+                         worker = NULL WHERE run_pk = ?1 AND worker = ?2",
+                    params![pk, worker],
+                )
+                .map_err(&e)?;
+        }
+        tx.commit().map_err(&e)?;
+        Ok(n)
+    }
+
+    /// Worker side, in the shard: make the run ready for task `task` (`<job id>_<index>`). A shard
+    /// from an earlier submission keeps its rows (a resumable run finds its checkpoints) and its run
+    /// takes `status` (what the main database said at submission: pending or cancelled); the same
+    /// task started again by Slurm finds its run done (nothing to do) or resumes it as cancelled.
+    /// `attempts` (the main database's count) carries over. Records a `slurm_task` event.
+    pub fn prepare_shard_run(
+        &mut self,
+        run_id: &str,
+        task: &str,
+        status: &str,
+        attempts: i64,
+        data: &Value,
+    ) -> Result<ShardStart> {
+        let path = self.path.clone();
+        let e = sql_err(&path);
+        let tx = self.immediate()?;
+        let (pk, current): (i64, String) = tx
+            .query_row(
+                "SELECT run_pk, status FROM runs WHERE run_id = ?1",
+                [run_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(&e)?;
+        let last_task: Option<String> = tx
+            .query_row(
+                "SELECT message FROM events WHERE run_pk = ?1 AND kind = ?2 ORDER BY event_id DESC LIMIT 1",
+                params![pk, TASK_EVENT],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(&e)?;
+        let again = last_task.as_deref() == Some(task);
+        if again && current == "done" {
+            return Ok(ShardStart::AlreadyDone);
+        }
+        let new_status = if again && current != "pending" {
+            "cancelled"
+        } else {
+            status
+        };
+        tx.execute(
+            "UPDATE runs SET status = ?2, attempts = max(attempts, ?3), worker = NULL WHERE run_pk = ?1",
+            params![pk, new_status, attempts],
+        )
+        .map_err(&e)?;
+        tx.execute(
+            &format!(
+                "INSERT INTO events (at, sweep_id, run_pk, kind, message, data)
+                 SELECT {NOW}, sweep_id, run_pk, ?2, ?3, ?4 FROM runs WHERE run_pk = ?1"
+            ),
+            params![pk, TASK_EVENT, task, data.to_string()],
+        )
+        .map_err(&e)?;
+        tx.commit().map_err(&e)?;
+        Ok(ShardStart::Ready)
+    }
+
+    /// Merge a shard into this (main) database, reading it read-only; one transaction. For each run
+    /// of the shard whose main-database run is held by the shard's task (worker `slurm:<task>`):
+    /// the run's row (status, step, attempts, times, host, device, code version, error) once the
+    /// shard's run has started (a shard still `running` never overrides a run the main database has
+    /// settled), its metrics made exactly the shard's (one row per run, metric, layer, step; names
+    /// mapped to this database's ids), its checkpoints, and the shard's events not yet copied.
+    /// Idempotent: merging the same shard again changes nothing.
+    pub fn merge_shard(&mut self, shard: &Path) -> Result<Vec<RunMerge>> {
+        let path = self.path.clone();
+        let e = sql_err(&path);
+        let shard_err = |source: rusqlite::Error| StoreError::Sqlite {
+            path: shard.to_path_buf(),
+            source,
+        };
+        self.conn
+            .execute(
+                "ATTACH DATABASE ?1 AS shard",
+                [readonly_uri(shard)],
+            )
+            .map_err(shard_err)?;
+        let result = self.merge_attached(shard);
+        let detached = self.conn.execute("DETACH DATABASE shard", []).map_err(&e);
+        let merged = result?;
+        detached?;
+        Ok(merged)
+    }
+
+    fn merge_attached(&mut self, shard: &Path) -> Result<Vec<RunMerge>> {
+        let path = self.path.clone();
+        let e = sql_err(&path);
+        let se = |source: rusqlite::Error| StoreError::Sqlite {
+            path: shard.to_path_buf(),
+            source,
+        };
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA shard.user_version", [], |r| r.get(0))
+            .map_err(se)?;
+        if version != super::SCHEMA_VERSION {
+            return Err(StoreError::Other {
+                path: shard.to_path_buf(),
+                message: format!(
+                    "shard schema version {version}, expected {} (written by another simsweep version?)",
+                    super::SCHEMA_VERSION
+                ),
+            });
+        }
+        self.conn
+            .execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS shard_metric_map (main_id INTEGER PRIMARY KEY, shard_id INTEGER NOT NULL UNIQUE)",
+            )
+            .map_err(&e)?;
+        let tx = self.immediate()?;
+        const ROW: &str = "status, step, attempts, started_at, finished_at, heartbeat_at, host, device, code_version, error";
+        let shard_runs: Vec<(i64, String, Vec<SqlValue>)> = {
+            let mut st = tx
+                .prepare(&format!(
+                    "SELECT run_pk, run_id, {ROW} FROM shard.runs ORDER BY run_pk"
+                ))
+                .map_err(se)?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        (2..12).map(|i| r.get(i)).collect::<rusqlite::Result<_>>()?,
+                    ))
+                })
+                .map_err(se)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(se)?
+        };
+        if shard_runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        tx.execute_batch(
+            "INSERT OR IGNORE INTO main.metric_names (name) SELECT name FROM shard.metric_names;
+             DELETE FROM temp.shard_metric_map;
+             INSERT INTO temp.shard_metric_map (main_id, shard_id)
+                 SELECT m.metric_id, s.metric_id FROM shard.metric_names s JOIN main.metric_names m ON m.name = s.name;",
+        )
+        .map_err(&e)?;
+        let mut out = Vec::new();
+        for (spk, run_id, shard_row) in shard_runs {
+            let shard_status = match &shard_row[0] {
+                SqlValue::Text(s) => s.clone(),
+                _ => String::new(),
+            };
+            let task: Option<String> = tx
+                .query_row(
+                    "SELECT message FROM shard.events WHERE run_pk = ?1 AND kind = ?2 ORDER BY event_id DESC LIMIT 1",
+                    params![spk, TASK_EVENT],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(se)?;
+            let mut m = RunMerge {
+                run_id: run_id.clone(),
+                task: task.clone(),
+                shard_status: shard_status.clone(),
+                ..Default::default()
+            };
+            let main: Option<(i64, i64, Option<String>, Vec<SqlValue>)> = tx
+                .query_row(
+                    &format!("SELECT run_pk, sweep_id, worker, {ROW} FROM main.runs WHERE run_id = ?1"),
+                    [&run_id],
+                    |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            (3..13).map(|i| r.get(i)).collect::<rusqlite::Result<_>>()?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(&e)?;
+            let Some((mpk, sweep_id, worker, main_row)) = main else {
+                m.skipped = Some("no such run in the main database".into());
+                out.push(m);
+                continue;
+            };
+            let Some(task) = task else {
+                m.skipped = Some("the shard names no Slurm task".into());
+                out.push(m);
+                continue;
+            };
+            if worker.as_deref() != Some(&format!("{SLURM_WORKER}{task}")) {
+                m.skipped = Some(format!(
+                    "the run is held by {} now, not by slurm task {task}",
+                    worker.as_deref().unwrap_or("nobody")
+                ));
+                out.push(m);
+                continue;
+            }
+            m.applied = true;
+            let main_status = match &main_row[0] {
+                SqlValue::Text(s) => s.clone(),
+                _ => String::new(),
+            };
+            let take_row = match shard_status.as_str() {
+                // Queued or starting: the main database already says running.
+                "pending" => false,
+                // Started: only while the main database has not settled the run otherwise.
+                "running" => main_status == "running",
+                _ => true,
+            };
+            if take_row && shard_row != main_row {
+                tx.execute(
+                    "UPDATE main.runs SET (status, step, attempts, started_at, finished_at, heartbeat_at, host, device, code_version, error) =
+                         (SELECT status, step, attempts, started_at, finished_at, heartbeat_at, host, device, code_version, error
+                          FROM shard.runs WHERE run_pk = ?2)
+                     WHERE run_pk = ?1",
+                    params![mpk, spk],
+                )
+                .map_err(&e)?;
+                m.row_updated = true;
+            }
+            m.metrics_written = tx
+                .execute(
+                    "INSERT OR REPLACE INTO main.metrics (run_pk, metric_id, layer, step, value)
+                     SELECT ?1, mm.main_id, s.layer, s.step, s.value
+                     FROM shard.metrics s JOIN temp.shard_metric_map mm ON mm.shard_id = s.metric_id
+                     WHERE s.run_pk = ?2 AND NOT EXISTS (
+                         SELECT 1 FROM main.metrics x WHERE x.run_pk = ?1 AND x.metric_id = mm.main_id
+                             AND x.layer = s.layer AND x.step = s.step AND x.value IS s.value)",
+                    params![mpk, spk],
+                )
+                .map_err(&e)?;
+            m.metrics_deleted = tx
+                .execute(
+                    "DELETE FROM main.metrics WHERE run_pk = ?1 AND NOT EXISTS (
+                         SELECT 1 FROM temp.shard_metric_map mm JOIN shard.metrics s
+                             ON s.run_pk = ?2 AND s.metric_id = mm.shard_id
+                         WHERE mm.main_id = main.metrics.metric_id AND s.layer = main.metrics.layer
+                             AND s.step = main.metrics.step)",
+                    params![mpk, spk],
+                )
+                .map_err(&e)?;
+            m.checkpoints_changed = tx
+                .execute(
+                    "DELETE FROM main.checkpoints WHERE run_pk = ?1 AND NOT EXISTS (
+                         SELECT 1 FROM shard.checkpoints c WHERE c.run_pk = ?2 AND c.kind = main.checkpoints.kind
+                             AND c.step = main.checkpoints.step AND c.path = main.checkpoints.path
+                             AND c.metric IS main.checkpoints.metric AND c.value IS main.checkpoints.value
+                             AND c.created_at = main.checkpoints.created_at)",
+                    params![mpk, spk],
+                )
+                .map_err(&e)?;
+            m.checkpoints_changed += tx
+                .execute(
+                    "INSERT OR REPLACE INTO main.checkpoints (run_pk, kind, step, path, metric, value, created_at)
+                     SELECT ?1, c.kind, c.step, c.path, c.metric, c.value, c.created_at FROM shard.checkpoints c
+                     WHERE c.run_pk = ?2 AND NOT EXISTS (
+                         SELECT 1 FROM main.checkpoints x WHERE x.run_pk = ?1 AND x.kind = c.kind)",
+                    params![mpk, spk],
+                )
+                .map_err(&e)?;
+            m.events_added = tx
+                .execute(
+                    "INSERT INTO main.events (at, sweep_id, run_pk, kind, message, data)
+                     SELECT e.at, ?3, ?1, e.kind, e.message, e.data FROM shard.events e
+                     WHERE e.run_pk = ?2 AND NOT EXISTS (
+                         SELECT 1 FROM main.events x WHERE x.run_pk = ?1 AND x.at = e.at
+                             AND x.kind = e.kind AND x.message = e.message)
+                     ORDER BY e.event_id",
+                    params![mpk, spk, sweep_id],
+                )
+                .map_err(&e)?;
+            out.push(m);
+        }
+        tx.commit().map_err(&e)?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;
