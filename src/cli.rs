@@ -48,13 +48,68 @@ pub enum Command {
         json: bool,
     },
     /// Plan a sweep file (as `plan`), then train its pending runs one after another, storing every
-    /// step metric, evaluation and checkpoint. Exits 1 if any run failed or diverged.
+    /// step metric, evaluation and checkpoint. Exits 1 if any run failed or diverged. With
+    /// `--executor slurm`, submit them as one Slurm job array instead (docs/cli.md).
     Run {
         /// The sweep file (TOML).
         file: PathBuf,
         /// Where to train: cpu, cuda, cuda:N (default: cuda:0 when CUDA is available, else cpu).
         #[arg(long)]
         device: Option<String>,
+        /// Run failed and diverged runs again (they go back to pending first).
+        #[arg(long)]
+        retry_failed: bool,
+        /// local: train here; slurm: submit one job array over the pending runs (sbatch), each
+        /// task training one run into its own shard under <db folder>/shards/.
+        #[arg(long, value_enum, default_value_t = Executor::Local)]
+        executor: Executor,
+        /// Slurm: the partition (sbatch --partition).
+        #[arg(long, help_heading = "Slurm (--executor slurm)")]
+        partition: Option<String>,
+        /// Slurm: GPUs per task (sbatch --gpus-per-task); a task trains on CUDA when it has one.
+        #[arg(long, help_heading = "Slurm (--executor slurm)")]
+        gpus_per_task: Option<u32>,
+        /// Slurm: CPUs per task (sbatch --cpus-per-task; also libtorch's threads).
+        #[arg(long, help_heading = "Slurm (--executor slurm)")]
+        cpus_per_task: Option<u32>,
+        /// Slurm: time limit per task (sbatch --time, e.g. 02:00:00).
+        #[arg(long, help_heading = "Slurm (--executor slurm)")]
+        time: Option<String>,
+        /// Slurm: at most K tasks of the array at once (--array=0-N%K).
+        #[arg(long, value_name = "K", help_heading = "Slurm (--executor slurm)")]
+        array_parallelism: Option<u32>,
+        /// Slurm: any other sbatch option, as an #SBATCH line (repeatable), e.g. --sbatch-arg=--mem=16G.
+        #[arg(long, value_name = "OPTION", allow_hyphen_values = true, help_heading = "Slurm (--executor slurm)")]
+        sbatch_arg: Vec<String>,
+        /// Slurm: print the batch script and the task table; submit nothing, write nothing.
+        #[arg(long, help_heading = "Slurm (--executor slurm)")]
+        dry_run: bool,
+        /// Slurm: wait for the array to finish, merging and reporting progress; exit 1 if a run
+        /// failed or diverged.
+        #[arg(long, help_heading = "Slurm (--executor slurm)")]
+        wait: bool,
+        /// Slurm: seconds between polls with --wait.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10.0, help_heading = "Slurm (--executor slurm)")]
+        poll: f64,
+    },
+    /// Run one task of a Slurm job array (what `run --executor slurm` submits): train the run that
+    /// the task table names for this task into its shard. Exits 0 done, 1 failed or diverged, 130
+    /// cancelled. Ignores --db: it writes only the shard named in the task table.
+    Worker {
+        /// The submission's task table (<db folder>/shards/<sweep>/<submission>/tasks.json).
+        tasks: PathBuf,
+        /// The task index (default: $SLURM_ARRAY_TASK_ID).
+        #[arg(long)]
+        index: Option<usize>,
+        /// The array's job id (default: $SLURM_ARRAY_JOB_ID).
+        #[arg(long)]
+        job: Option<String>,
+    },
+    /// Bring Slurm tasks' shards into the database (idempotent) and settle runs whose task ended
+    /// without a final status (Slurm's state and exit code become the error).
+    Merge {
+        /// A sweep name (default: every sweep in the database).
+        sweep: Option<String>,
     },
     /// Evaluate a checkpoint on the STS tasks (SentEval protocol: Spearman × 100 of cosine
     /// similarities; STS12–16 "all"; avg of the seven test sets).
@@ -161,6 +216,13 @@ pub enum BenchCommand {
     },
 }
 
+/// Where `run` executes the runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Executor {
+    Local,
+    Slurm,
+}
+
 /// Exit status for bad input (a sweep file, a flag value), as clap uses for usage errors.
 pub const EXIT_BAD_INPUT: i32 = 2;
 
@@ -180,7 +242,80 @@ pub fn main_with(cli: Cli) -> Result<i32> {
         Command::Run {
             ref file,
             ref device,
-        } => run(&cli, file, device.as_deref()),
+            retry_failed,
+            executor: Executor::Local,
+            ref partition,
+            gpus_per_task,
+            cpus_per_task,
+            ref time,
+            array_parallelism,
+            ref sbatch_arg,
+            dry_run,
+            wait,
+            ..
+        } => {
+            let slurm_only = [
+                ("--partition", partition.is_some()),
+                ("--gpus-per-task", gpus_per_task.is_some()),
+                ("--cpus-per-task", cpus_per_task.is_some()),
+                ("--time", time.is_some()),
+                ("--array-parallelism", array_parallelism.is_some()),
+                ("--sbatch-arg", !sbatch_arg.is_empty()),
+                ("--dry-run", dry_run),
+                ("--wait", wait),
+            ];
+            if let Some((flag, _)) = slurm_only.iter().find(|(_, given)| *given) {
+                return Err(BadInput(format!("{flag} needs --executor slurm")).into());
+            }
+            run(&cli, file, device.as_deref(), retry_failed)
+        }
+        Command::Run {
+            ref file,
+            ref device,
+            retry_failed,
+            executor: Executor::Slurm,
+            ref partition,
+            gpus_per_task,
+            cpus_per_task,
+            ref time,
+            array_parallelism,
+            ref sbatch_arg,
+            dry_run,
+            wait,
+            poll,
+        } => {
+            if device.is_some() {
+                return Err(BadInput(
+                    "--device applies to the local executor; Slurm tasks train on CUDA when given GPUs (--gpus-per-task), else on the CPU".into(),
+                )
+                .into());
+            }
+            if array_parallelism == Some(0) {
+                return Err(BadInput("--array-parallelism must be at least 1".into()).into());
+            }
+            if !(poll.is_finite() && poll > 0.0) {
+                return Err(BadInput("--poll must be a positive number of seconds".into()).into());
+            }
+            let opts = crate::slurm::SubmitOptions {
+                partition: partition.clone(),
+                gpus_per_task,
+                cpus_per_task,
+                time: time.clone(),
+                array_parallelism,
+                sbatch_args: sbatch_arg.clone(),
+                dry_run,
+                wait,
+                poll,
+                retry_failed,
+            };
+            crate::slurm::submit(file, &cli.db, &cli.data_dir, &opts)
+        }
+        Command::Worker {
+            ref tasks,
+            index,
+            ref job,
+        } => crate::slurm::worker(tasks, index, job.clone()),
+        Command::Merge { ref sweep } => crate::slurm::merge_command(&cli.db, sweep.as_deref()),
         Command::Eval {
             ref model,
             ref pooling,
@@ -278,7 +413,7 @@ fn device_arg(d: Option<&str>) -> Result<tch::Device> {
     }
 }
 
-fn run(cli: &Cli, file: &std::path::Path, device: Option<&str>) -> Result<i32> {
+fn run(cli: &Cli, file: &std::path::Path, device: Option<&str>, retry_failed: bool) -> Result<i32> {
     let device = device_arg(device)?;
     if let tch::Device::Cuda(i) = device {
         if !tch::Cuda::is_available() || i as i64 >= tch::Cuda::device_count() {
@@ -289,7 +424,12 @@ fn run(cli: &Cli, file: &std::path::Path, device: Option<&str>) -> Result<i32> {
             .into());
         }
     }
-    let (sweep, summary) = load_and_plan(cli, file)?;
+    let (sweep, mut summary) = load_and_plan(cli, file)?;
+    if retry_failed {
+        let n = Store::open(&cli.db)?.requeue(&sweep.name, &["failed", "diverged"])?;
+        summary.pending += n;
+        summary.failed -= n.min(summary.failed);
+    }
     println!(
         "sweep {}: {} runs ({} to run, {} done, {} failed) on {}",
         sweep.name,
@@ -398,6 +538,24 @@ fn eval(
 }
 
 fn status(cli: &Cli, sweep: Option<&str>) -> Result<i32> {
+    // Work submitted to Slurm: merge the shards and ask Slurm about its tasks first.
+    let mut states = std::collections::HashMap::new();
+    if cli.db.is_file() && crate::slurm::results_dir(&cli.db).join("shards").is_dir() {
+        match Store::open(&cli.db) {
+            Ok(mut store) => {
+                let known = match sweep {
+                    Some(s) => !store.sweep_runs(s)?.is_empty(),
+                    None => true,
+                };
+                if known {
+                    let rec = crate::slurm::reconcile(&mut store, sweep)?;
+                    rec.print_notes();
+                    states = rec.states;
+                }
+            }
+            Err(e) => eprintln!("warning: cannot merge Slurm shards: {e}"),
+        }
+    }
     let store = Store::open_readonly(&cli.db)?;
     let c = &store.conn;
     let mut st = c.prepare(
@@ -447,9 +605,18 @@ fn status(cli: &Cli, sweep: Option<&str>) -> Result<i32> {
             .iter()
             .filter(|r| r.status == "running")
             .map(|r| {
+                let worker = r.worker.clone().unwrap_or_default();
+                let slurm = worker
+                    .strip_prefix(crate::store::shard::SLURM_WORKER)
+                    .and_then(|t| states.get(t))
+                    .map(|s: &crate::slurm::TaskState| s.describe())
+                    .unwrap_or_default();
                 vec![
                     r.run_id.clone(),
                     r.step.map_or("-".into(), |s| s.to_string()),
+                    worker,
+                    r.host.clone().unwrap_or_default(),
+                    slurm,
                 ]
             })
             .collect();
@@ -457,7 +624,16 @@ fn status(cli: &Cli, sweep: Option<&str>) -> Result<i32> {
             println!("\nrunning");
             print!(
                 "{}",
-                crate::table::render(&["run".into(), "step".into()], &running)
+                crate::table::render(
+                    &[
+                        "run".into(),
+                        "step".into(),
+                        "worker".into(),
+                        "host".into(),
+                        "slurm".into()
+                    ],
+                    &running
+                )
             );
         }
         for r in runs

@@ -11,6 +11,7 @@ pub mod exec;
 pub mod model;
 pub mod probe;
 pub mod runtime;
+pub mod slurm;
 pub mod spec;
 pub mod store;
 pub mod table;
