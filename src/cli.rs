@@ -79,7 +79,12 @@ pub enum Command {
         #[arg(long, value_name = "K", help_heading = "Slurm (--executor slurm)")]
         array_parallelism: Option<u32>,
         /// Slurm: any other sbatch option, as an #SBATCH line (repeatable), e.g. --sbatch-arg=--mem=16G.
-        #[arg(long, value_name = "OPTION", allow_hyphen_values = true, help_heading = "Slurm (--executor slurm)")]
+        #[arg(
+            long,
+            value_name = "OPTION",
+            allow_hyphen_values = true,
+            help_heading = "Slurm (--executor slurm)"
+        )]
         sbatch_arg: Vec<String>,
         /// Slurm: print the batch script and the task table; submit nothing, write nothing.
         #[arg(long, help_heading = "Slurm (--executor slurm)")]
@@ -89,7 +94,12 @@ pub enum Command {
         #[arg(long, help_heading = "Slurm (--executor slurm)")]
         wait: bool,
         /// Slurm: seconds between polls with --wait.
-        #[arg(long, value_name = "SECONDS", default_value_t = 10.0, help_heading = "Slurm (--executor slurm)")]
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            default_value_t = 10.0,
+            help_heading = "Slurm (--executor slurm)"
+        )]
         poll: f64,
     },
     /// Run one task of a Slurm job array (what `run --executor slurm` submits): train the run that

@@ -219,9 +219,10 @@ fn task_table(sweep: &Sweep, tasks: &[Task]) -> String {
         .iter()
         .map(|t| {
             let mut row = vec![t.index.to_string(), t.run_id.clone()];
-            row.extend(keys.iter().map(|k| {
-                spec::value::display(t.config.get(k).unwrap_or(&Value::Null))
-            }));
+            row.extend(
+                keys.iter()
+                    .map(|k| spec::value::display(t.config.get(k).unwrap_or(&Value::Null))),
+            );
             row.push(t.status.clone());
             row
         })
@@ -256,12 +257,7 @@ fn task_file(
 
 /// `run FILE --executor slurm`: submit one job array over the sweep's pending (and cancelled) runs;
 /// with `retry_failed` failed and diverged runs too. Returns the exit status.
-pub fn submit(
-    file: &Path,
-    db: &Path,
-    data_dir: &Path,
-    opts: &SubmitOptions,
-) -> Result<i32> {
+pub fn submit(file: &Path, db: &Path, data_dir: &Path, opts: &SubmitOptions) -> Result<i32> {
     let sbatch = if opts.dry_run {
         None
     } else {
@@ -291,7 +287,11 @@ pub fn submit(
     if opts.retry_failed {
         let n = store.requeue(&sweep.name, &["failed", "diverged"])?;
         if n > 0 {
-            println!("sweep {}: {n} failed or diverged runs back to pending", sweep.name);
+            println!(
+                "sweep {}: {} failed or diverged back to pending",
+                sweep.name,
+                runs(n)
+            );
         }
     }
     let claimer = Store::submitting_worker();
@@ -316,8 +316,7 @@ pub fn submit(
     }
     let tasks = tasks_of(&sweep, &claimed);
     let submitted = (|| -> Result<String> {
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let tf = task_file(&sweep, db, data_dir, opts, tasks.clone());
         std::fs::write(
             dir.join("tasks.json"),
@@ -363,14 +362,17 @@ pub fn submit(
     let _ = std::fs::write(dir.join("jobid"), format!("{job}\n"));
     let held = store.confirm_submission(&claimed, &claimer, &job, &dir)?;
     println!(
-        "sweep {}: submitted Slurm job {job}, array 0-{}{} ({} runs{}) → {}",
+        "sweep {}: submitted Slurm job {job}, array 0-{}{} ({}{}) → {}",
         sweep.name,
         tasks.len() - 1,
         opts.array_parallelism
             .map_or(String::new(), |k| format!("%{k}")),
-        tasks.len(),
+        runs(tasks.len()),
         if held < tasks.len() {
-            format!(", {} taken by another process meanwhile", tasks.len() - held)
+            format!(
+                ", {} taken by another process meanwhile",
+                tasks.len() - held
+            )
         } else {
             String::new()
         },
@@ -386,6 +388,11 @@ pub fn submit(
         return Ok(0);
     }
     wait(&mut store, &sweep.name, &job, &claimed, opts.poll)
+}
+
+/// `1 run`, `3 runs`.
+fn runs(n: usize) -> String {
+    format!("{n} run{}", if n == 1 { "" } else { "s" })
 }
 
 fn tasks_of(sweep: &Sweep, claimed: &[SubmitRun]) -> Vec<Task> {
@@ -406,13 +413,7 @@ fn tasks_of(sweep: &Sweep, claimed: &[SubmitRun]) -> Vec<Task> {
         .collect()
 }
 
-fn dry_run(
-    sweep: &Sweep,
-    db: &Path,
-    opts: &SubmitOptions,
-    dir: &Path,
-    exe: &Path,
-) -> Result<i32> {
+fn dry_run(sweep: &Sweep, db: &Path, opts: &SubmitOptions, dir: &Path, exe: &Path) -> Result<i32> {
     // What the database holds, read only; a run it does not know yet would be planned as pending.
     let stored: HashMap<String, crate::store::RunRow> = if db.is_file() {
         Store::open_readonly(db)?
@@ -499,7 +500,13 @@ fn counts(store: &Store, sweep: &str) -> Result<Counts> {
 }
 
 /// `--wait`: merge and poll until no run of this submission is running; print each change.
-fn wait(store: &mut Store, sweep: &str, job: &str, claimed: &[SubmitRun], poll: f64) -> Result<i32> {
+fn wait(
+    store: &mut Store,
+    sweep: &str,
+    job: &str,
+    claimed: &[SubmitRun],
+    poll: f64,
+) -> Result<i32> {
     let cancel = crate::exec::install_interrupt_handler();
     let pks: HashSet<i64> = claimed.iter().map(|r| r.run_pk).collect();
     let poll = Duration::from_secs_f64(poll.max(0.1));
@@ -543,17 +550,25 @@ fn wait(store: &mut Store, sweep: &str, job: &str, claimed: &[SubmitRun], poll: 
             };
             *c.entry(k).or_insert(0) += 1;
         }
-        let line = ["queued", "running", "done", "failed", "diverged", "cancelled"]
-            .iter()
-            .filter_map(|k| c.get(k).map(|n| format!("{n} {k}")))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let line = [
+            "queued",
+            "running",
+            "done",
+            "failed",
+            "diverged",
+            "cancelled",
+        ]
+        .iter()
+        .filter_map(|k| c.get(k).map(|n| format!("{n} {k}")))
+        .collect::<Vec<_>>()
+        .join(", ");
         if line != last {
             println!("job {job}: {line}");
             last = line;
         }
         if c.get("queued").copied().unwrap_or(0) + c.get("running").copied().unwrap_or(0) == 0 {
-            let bad = c.get("failed").copied().unwrap_or(0) + c.get("diverged").copied().unwrap_or(0);
+            let bad =
+                c.get("failed").copied().unwrap_or(0) + c.get("diverged").copied().unwrap_or(0);
             for (id, st, _, err) in &rows {
                 if st != "done" {
                     println!("{id} {st}: {}", err.as_deref().unwrap_or(""));
@@ -637,8 +652,8 @@ fn array_indices(spec: &str) -> Vec<u32> {
 }
 
 /// Parse `scontrol show job -o <job>` (one line per array task, or per pending range of tasks):
-/// task index → state.
-pub fn parse_scontrol(text: &str) -> HashMap<u32, TaskState> {
+/// task index → state, for the tasks of array `job`.
+pub fn parse_scontrol(job: &str, text: &str) -> HashMap<u32, TaskState> {
     let mut out = HashMap::new();
     for line in text.lines() {
         let field = |k: &str| {
@@ -648,7 +663,7 @@ pub fn parse_scontrol(text: &str) -> HashMap<u32, TaskState> {
                 .to_string()
         };
         let ids = field("ArrayTaskId");
-        if ids.is_empty() {
+        if ids.is_empty() || field("ArrayJobId") != job {
             continue;
         }
         let node = field("BatchHost");
@@ -656,7 +671,11 @@ pub fn parse_scontrol(text: &str) -> HashMap<u32, TaskState> {
             state: field("JobState"),
             reason: field("Reason"),
             exit_code: field("ExitCode"),
-            node: if node.is_empty() { field("NodeList") } else { node },
+            node: if node.is_empty() {
+                field("NodeList")
+            } else {
+                node
+            },
         };
         for i in array_indices(&ids) {
             out.insert(i, state.clone());
@@ -682,7 +701,7 @@ pub fn query_job(job: &str) -> std::result::Result<JobInfo, String> {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.success() {
-        Ok(JobInfo::Known(parse_scontrol(&stdout)))
+        Ok(JobInfo::Known(parse_scontrol(job, &stdout)))
     } else if stderr.contains("Invalid job id") {
         Ok(JobInfo::Unknown)
     } else {
@@ -739,6 +758,9 @@ fn task_log(db: &Path, sweep: &str, task: &str) -> Option<(PathBuf, String)> {
     None
 }
 
+/// A task Slurm does not know (any more) settles its run only after this long without news.
+const UNKNOWN_GRACE_S: f64 = 60.0;
+
 /// Bring the main database up to date with Slurm work: give back runs of interrupted submissions,
 /// ask Slurm about the tasks holding runs, merge every shard of the sweep (or of every sweep), and
 /// settle the runs whose task ended without a final status in its shard (`failed` with Slurm's state
@@ -790,7 +812,8 @@ pub fn reconcile(store: &mut Store, sweep: Option<&str>) -> Result<Reconciled> {
             let t = r.task()?;
             Some((
                 r.run_id.as_str(),
-                matches!(state_of(t), Some(None)) || matches!(state_of(t), Some(Some(s)) if s.ended()),
+                matches!(state_of(t), Some(None) if r.quiet_s >= UNKNOWN_GRACE_S)
+                    || matches!(state_of(t), Some(Some(s)) if s.ended()),
             ))
         })
         .collect();
@@ -799,7 +822,9 @@ pub fn reconcile(store: &mut Store, sweep: Option<&str>) -> Result<Reconciled> {
     let sweeps: Vec<String> = match sweep {
         Some(s) => vec![s.to_string()],
         None => {
-            let mut st = store.conn.prepare("SELECT name FROM sweeps ORDER BY sweep_id")?;
+            let mut st = store
+                .conn
+                .prepare("SELECT name FROM sweeps ORDER BY sweep_id")?;
             let names = st
                 .query_map([], |r| r.get::<_, String>(0))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -851,11 +876,16 @@ pub fn reconcile(store: &mut Store, sweep: Option<&str>) -> Result<Reconciled> {
     // Tasks that ended without a final status in their shard.
     for r in &held {
         let Some(task) = r.task() else { continue };
-        let Some(state) = state_of(task) else { continue };
+        let Some(state) = state_of(task) else {
+            continue;
+        };
         let (status, what) = match &state {
+            // Unknown to Slurm: believed only after a quiet minute (no heartbeat, no submission),
+            // never for a task just submitted.
+            None if r.quiet_s < UNKNOWN_GRACE_S => continue,
             None => (
                 "failed",
-                format!("slurm job {task} is no longer known to Slurm and its shard has no final status"),
+                format!("slurm job {task} is no longer known to Slurm (cancelled before it started, or its record expired) and its shard has no final status"),
             ),
             Some(s) if s.ended() => (
                 if s.state == "CANCELLED" { "cancelled" } else { "failed" },
@@ -908,9 +938,9 @@ pub fn worker(tasks_file: &Path, index: Option<usize>, job: Option<String>) -> R
             .parse()
             .context("SLURM_ARRAY_TASK_ID is not a number")?,
     };
-    let job = job
-        .or_else(|| env("SLURM_ARRAY_JOB_ID"))
-        .ok_or_else(|| anyhow!("no job id: pass --job or run under a Slurm job array (SLURM_ARRAY_JOB_ID)"))?;
+    let job = job.or_else(|| env("SLURM_ARRAY_JOB_ID")).ok_or_else(|| {
+        anyhow!("no job id: pass --job or run under a Slurm job array (SLURM_ARRAY_JOB_ID)")
+    })?;
     let task = tf
         .tasks
         .iter()
@@ -983,23 +1013,27 @@ pub fn worker(tasks_file: &Path, index: Option<usize>, job: Option<String>) -> R
     } else if totals.failed + totals.diverged > 0 {
         1
     } else {
-        bail!("run {} could not be claimed in its shard {}", task.run_id, shard.display())
+        bail!(
+            "run {} could not be claimed in its shard {}",
+            task.run_id,
+            shard.display()
+        )
     })
 }
 
 /// `simsweep merge [SWEEP]`: print what a reconcile did.
 pub fn merge_command(db: &Path, sweep: Option<&str>) -> Result<i32> {
     if !db.is_file() {
-        return Err(crate::cli::BadInput(format!(
-            "no database at {} (pass --db)",
-            db.display()
-        ))
-        .into());
+        return Err(
+            crate::cli::BadInput(format!("no database at {} (pass --db)", db.display())).into(),
+        );
     }
     let mut store = Store::open(db)?;
     if let Some(s) = sweep {
         if store.sweep_runs(s)?.is_empty() {
-            return Err(crate::cli::BadInput(format!("no sweep named `{s}` in {}", db.display())).into());
+            return Err(
+                crate::cli::BadInput(format!("no sweep named `{s}` in {}", db.display())).into(),
+            );
         }
     }
     let rec = reconcile(&mut store, sweep)?;
@@ -1013,7 +1047,9 @@ pub fn merge_command(db: &Path, sweep: Option<&str>) -> Result<i32> {
         println!(
             "{} ({}): {}{} metric rows written, {} removed, {} events",
             m.run_id,
-            m.task.as_deref().map_or(String::new(), |t| format!("slurm {t}")),
+            m.task
+                .as_deref()
+                .map_or(String::new(), |t| format!("slurm {t}")),
             if m.row_updated {
                 format!("now {}, ", m.shard_status)
             } else {
@@ -1058,7 +1094,8 @@ mod tests {
         let text = "JobId=5 ArrayJobId=4 ArrayTaskId=2-3%2 ArrayTaskThrottle=2 JobName=x JobState=PENDING Reason=JobArrayTaskLimit Dependency=(null) ExitCode=0:0 NodeList= \n\
                     JobId=6 ArrayJobId=4 ArrayTaskId=1 JobState=TIMEOUT Reason=TimeLimit ExitCode=0:15 NodeList=n1 BatchHost=n1\n\
                     JobId=4 ArrayJobId=4 ArrayTaskId=0 JobState=RUNNING Reason=None ExitCode=0:0 NodeList=n2 BatchHost=n2\n";
-        let m = parse_scontrol(text);
+        let m = parse_scontrol("4", text);
+        assert!(parse_scontrol("5", text).is_empty());
         assert_eq!(m.len(), 4);
         assert_eq!(m[&2].state, "PENDING");
         assert_eq!(m[&3].describe(), "PENDING (JobArrayTaskLimit)");

@@ -72,6 +72,8 @@ pub struct SlurmRun {
     pub worker: String,
     pub host: Option<String>,
     pub step: Option<i64>,
+    /// Seconds since the submission or the last heartbeat merged from the shard.
+    pub quiet_s: f64,
 }
 
 impl SlurmRun {
@@ -108,7 +110,10 @@ impl RunMerge {
     /// Whether anything in the main database changed.
     pub fn changed(&self) -> bool {
         self.row_updated
-            || self.metrics_written + self.metrics_deleted + self.checkpoints_changed + self.events_added
+            || self.metrics_written
+                + self.metrics_deleted
+                + self.checkpoints_changed
+                + self.events_added
                 > 0
     }
 }
@@ -298,7 +303,8 @@ impl Store {
         let mut st = self
             .conn
             .prepare(
-                "SELECT r.run_pk, r.run_id, s.name, r.status, r.worker, r.host, r.step
+                "SELECT r.run_pk, r.run_id, s.name, r.status, r.worker, r.host, r.step,
+                        coalesce((julianday('now') - julianday(r.heartbeat_at)) * 86400.0, 1e9)
                  FROM runs r JOIN sweeps s ON s.sweep_id = r.sweep_id
                  WHERE (?1 IS NULL OR s.name = ?1) AND r.status = 'running' AND r.worker LIKE 'slurm:%'
                  ORDER BY s.sweep_id, r.ordinal",
@@ -314,6 +320,7 @@ impl Store {
                     worker: r.get(4)?,
                     host: r.get(5)?,
                     step: r.get(6)?,
+                    quiet_s: r.get(7)?,
                 })
             })
             .map_err(&e)?;
@@ -385,10 +392,7 @@ impl Store {
         for (pk, worker, old) in held {
             let rest = worker.strip_prefix(SUBMITTING_WORKER).unwrap_or("");
             let (h, pid) = rest.rsplit_once(':').unwrap_or((rest, ""));
-            let dead = h == me
-                && pid
-                    .parse::<u32>()
-                    .is_ok_and(|p| !super::process_alive(p));
+            let dead = h == me && pid.parse::<u32>().is_ok_and(|p| !super::process_alive(p));
             if !(dead || old) {
                 continue;
             }
@@ -477,10 +481,7 @@ impl Store {
             source,
         };
         self.conn
-            .execute(
-                "ATTACH DATABASE ?1 AS shard",
-                [readonly_uri(shard)],
-            )
+            .execute("ATTACH DATABASE ?1 AS shard", [readonly_uri(shard)])
             .map_err(shard_err)?;
         let result = self.merge_attached(shard);
         let detached = self.conn.execute("DETACH DATABASE shard", []).map_err(&e);
@@ -500,6 +501,14 @@ impl Store {
             .conn
             .query_row("PRAGMA shard.user_version", [], |r| r.get(0))
             .map_err(se)?;
+        let tables: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM shard.sqlite_master", [], |r| r.get(0))
+            .map_err(se)?;
+        if version == 0 && tables == 0 {
+            // The worker is creating it right now: nothing to merge yet.
+            return Ok(Vec::new());
+        }
         if version != super::SCHEMA_VERSION {
             return Err(StoreError::Other {
                 path: shard.to_path_buf(),
@@ -565,7 +574,9 @@ impl Store {
             };
             let main: Option<(i64, i64, Option<String>, Vec<SqlValue>)> = tx
                 .query_row(
-                    &format!("SELECT run_pk, sweep_id, worker, {ROW} FROM main.runs WHERE run_id = ?1"),
+                    &format!(
+                        "SELECT run_pk, sweep_id, worker, {ROW} FROM main.runs WHERE run_id = ?1"
+                    ),
                     [&run_id],
                     |r| {
                         Ok((

@@ -78,10 +78,12 @@ fn metrics_of(store: &Store, run_id: &str) -> Vec<(String, i64, i64, Option<f64>
         .conn
         .prepare("SELECT n.name, m.layer, m.step, m.value FROM metrics m JOIN metric_names n USING (metric_id) JOIN runs r USING (run_pk) WHERE r.run_id = ?1 ORDER BY 1, 2, 3")
         .unwrap();
-    st.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect()
+    st.query_map([run_id], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })
+    .unwrap()
+    .map(|r| r.unwrap())
+    .collect()
 }
 
 fn status_of(store: &Store, run_id: &str) -> (String, Option<String>, Option<i64>) {
@@ -110,7 +112,10 @@ fn submission_claims_confirms_and_releases_runs() {
     let claimer = Store::submitting_worker();
     let claimed = main.claim_for_submission("s", &claimer).unwrap();
     assert_eq!(
-        claimed.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),
+        claimed
+            .iter()
+            .map(|r| r.run_id.as_str())
+            .collect::<Vec<_>>(),
         [sw.runs[0].id.as_str(), sw.runs[2].id.as_str()]
     );
     assert_eq!(main.slurm_runs(Some("s")).unwrap().len(), 2);
@@ -149,7 +154,12 @@ fn submission_claims_confirms_and_releases_runs() {
     assert_eq!(status_of(&main, &sw.runs[0].id).0, "running");
     // A task that ended without a final status: settled once, only while the task holds it.
     assert!(main
-        .settle_slurm_run(held[0].run_pk, "slurm:7_0", "failed", "slurm job 7_0 TIMEOUT")
+        .settle_slurm_run(
+            held[0].run_pk,
+            "slurm:7_0",
+            "failed",
+            "slurm job 7_0 TIMEOUT"
+        )
         .unwrap());
     assert!(!main
         .settle_slurm_run(held[0].run_pk, "slurm:7_0", "failed", "again")
@@ -174,18 +184,21 @@ fn a_submission_whose_process_died_gives_its_runs_back() {
     assert_eq!(main.claim_for_submission("s", &claimer).unwrap().len(), 3);
     let mine = Store::submitting_worker();
     main.conn
-        .execute(
-            "UPDATE runs SET worker = ?1 WHERE ordinal = 2",
-            [&mine],
-        )
+        .execute("UPDATE runs SET worker = ?1 WHERE ordinal = 2", [&mine])
         .unwrap();
     assert_eq!(main.release_stale_submissions().unwrap(), 2);
     assert_eq!(
-        count(&main, "SELECT count(*) FROM runs WHERE status = 'pending' AND worker IS NULL"),
+        count(
+            &main,
+            "SELECT count(*) FROM runs WHERE status = 'pending' AND worker IS NULL"
+        ),
         2
     );
     // This process's own submission is alive.
-    assert_eq!(count(&main, "SELECT count(*) FROM runs WHERE status = 'running'"), 1);
+    assert_eq!(
+        count(&main, "SELECT count(*) FROM runs WHERE status = 'running'"),
+        1
+    );
 }
 
 #[test]
@@ -205,6 +218,11 @@ fn merging_a_shard_copies_its_run_exactly_once_and_is_idempotent() {
         .unwrap();
     let id = sw.runs[0].id.clone();
 
+    // A shard file the worker has only just created: nothing to merge, no error.
+    let early = dir.path().join("early.db");
+    std::fs::write(&early, b"").unwrap();
+    assert!(main.merge_shard(&early).unwrap().is_empty());
+
     // The task started and made its shard; the run is not claimed yet: only the event is copied.
     let (mut shard, spk) = make_shard(dir.path(), 0, "7_0", "pending");
     let spath = shard.path.clone();
@@ -216,7 +234,7 @@ fn merging_a_shard_copies_its_run_exactly_once_and_is_idempotent() {
 
     // Training: the shard's run is running with metrics; main follows (worker kept).
     let c = shard
-        .claim_next("s", "node1:42", "cpu", Some(&[id.clone()]))
+        .claim_next("s", "node1:42", "cpu", Some(std::slice::from_ref(&id)))
         .unwrap()
         .unwrap();
     assert_eq!(c.run_pk, spk);
@@ -240,7 +258,10 @@ fn merging_a_shard_copies_its_run_exactly_once_and_is_idempotent() {
     let m = main.merge_shard(&spath).unwrap();
     assert_eq!(m[0].metrics_written, 4 * 3 - 1, "{m:?}");
     assert_eq!(m[0].metrics_deleted, 1, "{m:?}");
-    assert_eq!(status_of(&main, &id), ("done".into(), Some("slurm:7_0".into()), Some(5)));
+    assert_eq!(
+        status_of(&main, &id),
+        ("done".into(), Some("slurm:7_0".into()), Some(5))
+    );
     let mine = metrics_of(&main, &id);
     assert_eq!(mine, metrics_of(&shard, &id));
     assert_eq!(mine.len(), 5 * 4 - 1);
@@ -255,7 +276,10 @@ fn merging_a_shard_copies_its_run_exactly_once_and_is_idempotent() {
         6.0
     );
     assert_eq!(
-        count(&main, "SELECT count(*) FROM checkpoints WHERE kind = 'best' AND step = 2"),
+        count(
+            &main,
+            "SELECT count(*) FROM checkpoints WHERE kind = 'best' AND step = 2"
+        ),
         1
     );
     let (attempts, started, host): (i64, Option<String>, Option<String>) = main
@@ -305,20 +329,28 @@ fn a_shard_of_another_submission_is_skipped_and_a_settled_run_is_not_revived() {
     shard.finish_run(spk, "failed", None, Some("old")).unwrap();
     let m = main.merge_shard(&shard.path).unwrap();
     assert!(!m[0].applied && !m[0].changed(), "{m:?}");
-    assert!(m[0].skipped.as_deref().unwrap().contains("slurm:8_1"), "{m:?}");
+    assert!(
+        m[0].skipped.as_deref().unwrap().contains("slurm:8_1"),
+        "{m:?}"
+    );
     assert_eq!(status_of(&main, &sw.runs[1].id).0, "running");
 
     // Task 8_2 started running, then Slurm killed it (no final status in its shard): main settles
     // it failed; a later merge of the still-`running` shard keeps that status, copies the rows.
     let (mut s2, pk2) = make_shard(dir.path(), 2, "8_2", "pending");
-    s2.claim_next("s", "node1:42", "cpu", None).unwrap().unwrap();
+    s2.claim_next("s", "node1:42", "cpu", None)
+        .unwrap()
+        .unwrap();
     write_metrics(&s2.path, pk2, 1..=2, 1.0);
     let held = main.slurm_runs(None).unwrap();
     let r2 = held.iter().find(|r| r.run_id == sw.runs[2].id).unwrap();
     main.settle_slurm_run(r2.run_pk, &r2.worker, "failed", "slurm job 8_2 TIMEOUT")
         .unwrap();
     let m = main.merge_shard(&s2.path).unwrap();
-    assert!(m[0].applied && !m[0].row_updated && m[0].metrics_written == 8, "{m:?}");
+    assert!(
+        m[0].applied && !m[0].row_updated && m[0].metrics_written == 8,
+        "{m:?}"
+    );
     assert_eq!(status_of(&main, &sw.runs[2].id).0, "failed");
     assert!(!main.merge_shard(&s2.path).unwrap()[0].changed());
 }
