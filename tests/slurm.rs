@@ -628,6 +628,7 @@ fn a_sweep_runs_as_a_slurm_job_array_and_failed_runs_are_retried() {
         .arg("--data-dir")
         .arg(&data)
         .args(["run", &s, "--device", "cpu"])
+        .env("SIMSWEEP_THREADS", "1") // as the Slurm tasks (one CPU each); faster on a busy machine
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
