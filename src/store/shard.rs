@@ -608,6 +608,11 @@ impl Store {
                 continue;
             }
             m.applied = true;
+            // A finished run already merged: nothing in its shard changes any more.
+            if !matches!(shard_status.as_str(), "pending" | "running") && shard_row == main_row {
+                out.push(m);
+                continue;
+            }
             let main_status = match &main_row[0] {
                 SqlValue::Text(s) => s.clone(),
                 _ => String::new(),
