@@ -47,14 +47,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Plan a sweep file (as `plan`), then train its pending runs one after another, storing every
-    /// step metric, evaluation and checkpoint. Exits 1 if any run failed or diverged.
+    /// Plan a sweep file (as `plan`), then train its pending runs, storing every step metric,
+    /// evaluation and checkpoint. Re-running skips done runs and resumes interrupted ones from
+    /// their last checkpoint. Exits 1 if any run failed or diverged, 130 when interrupted.
     Run {
         /// The sweep file (TOML).
         file: PathBuf,
-        /// Where to train: cpu, cuda, cuda:N (default: cuda:0 when CUDA is available, else cpu).
+        /// Where to train, comma-separated: cpu, cuda, cuda:N (default: cuda:0 when CUDA is
+        /// available, else cpu). Each device gets --jobs-per-device runs at a time.
+        #[arg(long, alias = "device", value_delimiter = ',')]
+        devices: Vec<String>,
+        /// Runs trained at the same time on each device (small runs share a GPU well).
+        #[arg(long, default_value_t = 1)]
+        jobs_per_device: usize,
+        /// Run the failed and diverged runs again (from their last checkpoint when they have one).
         #[arg(long)]
-        device: Option<String>,
+        retry_failed: bool,
+        /// Progress display: auto (bars on a terminal, lines otherwise), lines, quiet.
+        #[arg(long, default_value = "auto")]
+        progress: String,
     },
     /// Evaluate a checkpoint on the STS tasks (SentEval protocol: Spearman × 100 of cosine
     /// similarities; STS12–16 "all"; avg of the seven test sets).
@@ -179,8 +190,11 @@ pub fn main_with(cli: Cli) -> Result<i32> {
         Command::Plan { ref file, json } => plan(&cli, file, json),
         Command::Run {
             ref file,
-            ref device,
-        } => run(&cli, file, device.as_deref()),
+            ref devices,
+            jobs_per_device,
+            retry_failed,
+            ref progress,
+        } => run(&cli, file, devices, jobs_per_device, retry_failed, progress),
         Command::Eval {
             ref model,
             ref pooling,
@@ -278,35 +292,87 @@ fn device_arg(d: Option<&str>) -> Result<tch::Device> {
     }
 }
 
-fn run(cli: &Cli, file: &std::path::Path, device: Option<&str>) -> Result<i32> {
-    let device = device_arg(device)?;
-    if let tch::Device::Cuda(i) = device {
-        if !tch::Cuda::is_available() || i as i64 >= tch::Cuda::device_count() {
+fn run(
+    cli: &Cli,
+    file: &std::path::Path,
+    devices: &[String],
+    jobs_per_device: usize,
+    retry_failed: bool,
+    progress: &str,
+) -> Result<i32> {
+    let mut devs = Vec::new();
+    for d in devices {
+        let device = device_arg(Some(d))?;
+        if let tch::Device::Cuda(i) = device {
+            if !tch::Cuda::is_available() || i as i64 >= tch::Cuda::device_count() {
+                return Err(BadInput(format!(
+                    "--devices: cuda:{i} is not available ({} CUDA devices)",
+                    tch::Cuda::device_count()
+                ))
+                .into());
+            }
+        }
+        if devs.contains(&device) {
             return Err(BadInput(format!(
-                "device cuda:{i} is not available ({} CUDA devices)",
-                tch::Cuda::device_count()
+                "--devices: {d} is listed twice (use --jobs-per-device for several runs per device)"
             ))
             .into());
         }
+        devs.push(device);
     }
+    if devs.is_empty() {
+        devs.push(tch::Device::cuda_if_available());
+    }
+    if jobs_per_device == 0 {
+        return Err(BadInput("--jobs-per-device must be at least 1".into()).into());
+    }
+    let progress = match progress {
+        "auto" => crate::exec::ProgressMode::Auto,
+        "lines" => crate::exec::ProgressMode::Lines,
+        "quiet" => crate::exec::ProgressMode::Quiet,
+        other => {
+            return Err(BadInput(format!(
+                "--progress: unknown mode `{other}` (auto, lines, quiet)"
+            ))
+            .into())
+        }
+    };
     let (sweep, summary) = load_and_plan(cli, file)?;
+    let requeued = if retry_failed {
+        Store::open(&cli.db)?.requeue(&sweep.name, &["failed", "diverged"])?
+    } else {
+        0
+    };
     println!(
-        "sweep {}: {} runs ({} to run, {} done, {} failed) on {}",
+        "sweep {}: {} runs ({} to run{}, {} done, {} failed) on {}{}",
         sweep.name,
         summary.total,
-        summary.new + summary.pending + summary.cancelled,
+        summary.new + summary.pending + summary.cancelled + requeued,
+        if requeued > 0 {
+            format!(" incl. {requeued} retried")
+        } else {
+            String::new()
+        },
         summary.done,
-        summary.failed,
-        crate::exec::device_name(device)
+        summary.failed - requeued.min(summary.failed),
+        devs.iter()
+            .map(|d| crate::exec::device_name(*d))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if jobs_per_device > 1 {
+            format!(" × {jobs_per_device} jobs each")
+        } else {
+            String::new()
+        }
     );
     let cancel = crate::exec::install_interrupt_handler();
-    let totals = crate::exec::run_sweep(
-        &sweep,
-        &cli.db,
-        &cli.data_dir,
-        &crate::exec::ExecOptions::on(device),
-        cancel,
-    )?;
+    let opts = crate::exec::ExecOptions {
+        devices: devs,
+        jobs_per_device,
+        only: None,
+        progress,
+    };
+    let totals = crate::exec::run_sweep(&sweep, &cli.db, &cli.data_dir, &opts, cancel)?;
     println!(
         "sweep {}: {} done, {} failed, {} diverged, {} cancelled in this invocation → {}",
         sweep.name,
