@@ -10,6 +10,7 @@ pub mod eval;
 pub mod exec;
 pub mod model;
 pub mod probe;
+pub mod query;
 pub mod runtime;
 pub mod spec;
 pub mod store;
