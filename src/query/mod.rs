@@ -380,8 +380,8 @@ pub fn metric(conn: &Connection, name: &str) -> Result<Metric> {
     ))
 }
 
-/// Names joined with commas, with runs of `sv_NN` shown as `sv_01…sv_64`.
-fn summarize_names<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+/// Names joined with commas, with runs of `sv_NN` shown as `sv_01…sv_64` (for messages).
+pub fn summarize_names<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut sv: Vec<&str> = Vec::new();
     for n in names {
@@ -595,15 +595,30 @@ pub struct Stats {
     pub max: f64,
 }
 
+/// Compensated (Neumaier) sum: ten values of 0.8 add up to 8, not 7.999999999999999.
+fn sum(xs: impl Iterator<Item = f64>) -> f64 {
+    let (mut s, mut c) = (0.0f64, 0.0f64);
+    for x in xs {
+        let t = s + x;
+        c += if s.abs() >= x.abs() {
+            (s - t) + x
+        } else {
+            (x - t) + s
+        };
+        s = t;
+    }
+    s + c
+}
+
 /// Mean, sample standard deviation (n − 1), min and max; `None` for no values.
 pub fn stats(values: &[f64]) -> Option<Stats> {
     if values.is_empty() {
         return None;
     }
     let n = values.len();
-    let mean = values.iter().sum::<f64>() / n as f64;
-    let std = (n > 1)
-        .then(|| (values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt());
+    let mean = sum(values.iter().copied()) / n as f64;
+    let std =
+        (n > 1).then(|| (sum(values.iter().map(|x| (x - mean).powi(2))) / (n - 1) as f64).sqrt());
     Some(Stats {
         n,
         mean,

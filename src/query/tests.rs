@@ -135,6 +135,9 @@ fn sample_statistics() {
     let one = stats(&[7.0]).unwrap();
     assert_eq!((one.mean, one.std), (7.0, None));
     assert!(stats(&[]).is_none());
+    // Compensated sums: ten values of 0.8 average to 0.8 exactly.
+    let s = stats(&[0.8; 10]).unwrap();
+    assert_eq!((s.mean, s.std), (0.8, Some(0.0)));
 }
 
 #[test]
