@@ -838,13 +838,31 @@ fn runs(db: &Path, sweep: &str, select: &SelectArgs, format: Format) -> Result<i
             t.runs.len()
         )?;
     }
-    let error_col = t.headers(sel.include_removed).len() - 1;
-    let mut w = RowWriter::new(out, format, t.headers(sel.include_removed), "-");
+    let headers = t.headers(sel.include_removed);
+    let error_col = headers.len() - 1;
+    // In the table, each score column keeps one number of decimals (4 significant digits of its
+    // largest value), so scores line up.
+    let decimals: Vec<(usize, usize)> = t
+        .headlines
+        .iter()
+        .zip(&t.scores)
+        .map(|(h, s)| {
+            let col = headers.iter().position(|c| c == h.column).expect("column");
+            let d = query::output::decimals_for(s.iter().filter_map(|v| v.and_then(|v| v.value)));
+            (col, d)
+        })
+        .collect();
+    let mut w = RowWriter::new(out, format, headers, "-");
     for i in 0..t.runs.len() {
         let mut row = t.row(i, sel.include_removed);
         if format == Format::Table {
             if let serde_json::Value::String(e) = &row[error_col] {
                 row[error_col] = serde_json::Value::String(query::output::shorten(e, 60));
+            }
+            for &(col, d) in &decimals {
+                if let Some(x) = row[col].as_f64() {
+                    row[col] = serde_json::Value::String(format!("{x:.d$}"));
+                }
             }
         }
         w.row(&row)?;

@@ -130,7 +130,7 @@ fn runs_lists_settings_status_and_headline_scores_in_every_format() {
     );
     assert_eq!(
         lines[3].split_whitespace().skip(1).collect::<Vec<_>>(),
-        ["0.05", "avg", "2", "done", "100", "72", "50", "70", "-"]
+        ["0.05", "avg", "2", "done", "100", "72.00", "50", "70.00", "-"]
     );
     // The failed run's error: first line, shortened, in the table...
     assert!(

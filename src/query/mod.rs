@@ -404,7 +404,8 @@ pub fn summarize_names<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
-    /// The best value over the run's steps (by [`Goal`]); ties go to the earliest step.
+    /// The best value over the run's steps (higher or lower by the goal); ties go to the earliest
+    /// step.
     #[default]
     Best,
     /// The value at the last step the run recorded this metric.
