@@ -465,12 +465,12 @@ fn export_writes_wide_csv_and_jsonl_per_run() {
     );
     assert_eq!(lines.len(), 1 + 2 * 6, "two runs, six steps each");
     assert!(
-        lines[1].starts_with("t,") && lines[1].ends_with(",done,0.05,avg,1,-1,0,10,"),
+        lines[1].starts_with("t,") && lines[1].ends_with(",done,0.05,avg,1,-1,0,10.0,"),
         "{}",
         lines[1]
     );
-    assert!(lines[2].ends_with(",-1,1,,3"), "{}", lines[2]);
-    assert!(lines[6].ends_with(",-1,100,69,"), "{}", lines[6]);
+    assert!(lines[2].ends_with(",-1,1,,3.0"), "{}", lines[2]);
+    assert!(lines[6].ends_with(",-1,100,69.0,"), "{}", lines[6]);
     // Every metric recorded at the layer; settings in full.
     let csv = ok(
         &db,

@@ -513,6 +513,25 @@ pub fn run_values(
     Ok(out)
 }
 
+/// One run's curve of `metric` at `layer`: (step, value) in step order, NULL (NaN) values `None`.
+/// A primary-key range scan.
+pub fn run_series(
+    conn: &Connection,
+    run_pk: i64,
+    metric: &Metric,
+    layer: i64,
+) -> Result<Vec<(i64, Option<f64>)>> {
+    let mut st = conn.prepare_cached(
+        "SELECT step, value FROM metrics WHERE run_pk = ?1 AND metric_id = ?2 AND layer = ?3 ORDER BY step",
+    )?;
+    let v = st
+        .query_map(params![run_pk, metric.id, layer], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(v)
+}
+
 /// The metrics that at least one of the runs recorded at `layer`, in the order first recorded
 /// (one key lookup per metric and run until found).
 pub fn metrics_present(conn: &Connection, run_pks: &[i64], layer: i64) -> Result<Vec<Metric>> {
@@ -1111,21 +1130,12 @@ pub fn export(
         header.extend(metrics.iter().map(|m| m.name.as_str()));
         output::write_csv_line(out, header)?;
     }
-    let mut series_st = conn.prepare_cached(
-        "SELECT step, value FROM metrics WHERE run_pk = ?1 AND metric_id = ?2 AND layer = ?3 ORDER BY step",
-    )?;
     let mut line = String::new();
     for run in &runs {
         // This run's series, one per metric (empty when not recorded).
         let mut series: Vec<Vec<(i64, Option<f64>)>> = Vec::with_capacity(metrics.len());
         for m in &metrics {
-            series.push(
-                series_st
-                    .query_map(params![run.run_pk, m.id, q.layer], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })?
-                    .collect::<rusqlite::Result<_>>()?,
-            );
+            series.push(run_series(conn, run.run_pk, m, q.layer)?);
         }
         match q.format {
             ExportFormat::Csv => {
@@ -1153,9 +1163,11 @@ pub fn export(
                         if let Some(&(st, v)) = s.get(*c) {
                             if st == step {
                                 *c += 1;
-                                if let Some(x) = v {
+                                // The shortest text that reads back to the same f64, as
+                                // in JSON (`60.0`, `1e-300`).
+                                if let Some(n) = v.and_then(serde_json::Number::from_f64) {
                                     use std::fmt::Write as _;
-                                    let _ = write!(line, "{x}");
+                                    let _ = write!(line, "{n}");
                                 }
                             }
                         }

@@ -470,6 +470,29 @@ fn per_run_lookups_use_the_primary_key() {
 }
 
 #[test]
+fn a_series_is_one_key_range_in_step_order() {
+    let (_d, store) = fixture();
+    let m = metric(&store.conn, "stsb_dev").unwrap();
+    assert_eq!(
+        run_series(&store.conn, 1, &m, -1).unwrap(),
+        [(0, Some(10.0)), (50, Some(70.0)), (100, Some(69.0))]
+    );
+    let plan: Vec<String> = store
+        .conn
+        .prepare("EXPLAIN QUERY PLAN SELECT step, value FROM metrics WHERE run_pk = ?1 AND metric_id = ?2 AND layer = ?3 ORDER BY step")
+        .unwrap()
+        .query_map(params![1, 1, -1], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(
+        plan,
+        ["SEARCH metrics USING PRIMARY KEY (run_pk=? AND metric_id=? AND layer=?)"],
+        "no sort: the key is already in step order"
+    );
+}
+
+#[test]
 fn runs_table_shows_swept_keys_and_headlines() {
     let (_d, store) = fixture();
     let c = &store.conn;
@@ -546,7 +569,7 @@ fn export_writes_wide_csv_and_one_json_line_per_run() {
     let p = format!("s,{id},done,0.05,avg,1,-1");
     assert_eq!(
         String::from_utf8(out).unwrap(),
-        format!("sweep,run_id,status,train.temperature,model.pooling,seed,layer,step,stsb_dev,loss\n{p},0,10,\n{p},1,,3\n{p},2,,1\n{p},3,,2\n{p},50,70,\n{p},100,69,\n")
+        format!("sweep,run_id,status,train.temperature,model.pooling,seed,layer,step,stsb_dev,loss\n{p},0,10.0,\n{p},1,,3.0\n{p},2,,1.0\n{p},3,,2.0\n{p},50,70.0,\n{p},100,69.0,\n")
     );
     // Every metric at layer 0; all settings as columns.
     let mut out = Vec::new();
