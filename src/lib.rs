@@ -11,6 +11,7 @@ pub mod exec;
 pub mod model;
 pub mod probe;
 pub mod progress;
+pub mod query;
 pub mod runtime;
 pub mod spec;
 pub mod store;
