@@ -214,3 +214,328 @@ pub fn probe_cost(file: &Path, data_dir: &Path, device: tch::Device) -> Result<f
     );
     Ok(share)
 }
+
+/// Metric names of the synthetic query database, realistic first (step metrics, the STS-B dev
+/// score, probe metrics, the spectrum), then `metric_NN`.
+fn synthetic_metric_names(n: usize) -> Vec<String> {
+    let mut names: Vec<String> = [
+        "loss",
+        "stsb_dev",
+        "lr",
+        "grad_norm",
+        "pos_cos",
+        "neg_cos",
+        "batch_alignment",
+        "batch_uniformity",
+        "gd_mean",
+        "w_entropy",
+        "w_max",
+        "ratio_mean",
+        "tokens_per_s",
+        "alignment",
+        "uniformity",
+        "token_anisotropy",
+        "sentence_anisotropy",
+        "effective_rank",
+        "isotropy_partition",
+        "mean_sentence_norm",
+        "centroid_norm",
+        "rogue_top1_share",
+        "self_similarity",
+        "intra_sentence_similarity",
+        "mean_token_norm",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    names.extend((1..=64).map(|i| format!("sv_{i:02}")));
+    let mut i = 0;
+    while names.len() < n {
+        names.push(format!("metric_{i:02}"));
+        i += 1;
+    }
+    names.truncate(n);
+    names
+}
+
+/// A deterministic value in [-1, 1) from a few integers (SplitMix64).
+fn noise(a: u64, b: u64, c: u64) -> f64 {
+    let mut z = a
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(b.wrapping_mul(0xBF58_476D_1CE4_E5B9))
+        .wrapping_add(c.wrapping_mul(0x94D0_49BB_1331_11EB));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+}
+
+/// The sweep of the query benchmark: temperature × pooling × seeds giving exactly `runs` runs
+/// (4 seeds when `runs` divides by 4, up to 5 poolers, the rest temperatures).
+fn query_bench_sweep(runs: usize, metrics: usize, steps: usize) -> Result<crate::spec::Sweep> {
+    let seeds = if runs % 4 == 0 { 4 } else { 1 };
+    let per_seed = runs / seeds;
+    let poolers = (1..=crate::spec::schema::POOLERS.len())
+        .rev()
+        .find(|p| per_seed % p == 0)
+        .unwrap_or(1);
+    let temps = per_seed / poolers;
+    let list = |v: Vec<String>| v.join(", ");
+    let text = format!(
+        "[sweep]\nname = \"bench-query\"\ndescription = \"synthetic: {runs} runs × {metrics} metrics × {steps} steps\"\nseeds = [{}]\n[base]\nmodel.path = \"m\"\ndata.train = [\"t.txt\"]\ntrain.steps = {steps}\n[grid]\n\"train.temperature\" = [{}]\n\"model.pooling\" = [{}]\n",
+        list((1..=seeds).map(|s| s.to_string()).collect()),
+        list((1..=temps).map(|t| format!("{}", t as f64 / 100.0)).collect()),
+        list(
+            crate::spec::schema::POOLERS[..poolers]
+                .iter()
+                .map(|p| format!("\"{p}\""))
+                .collect()
+        ),
+    );
+    crate::spec::parse(Path::new("bench-query.toml"), &text).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Whether `db` already holds the finished benchmark sweep `sweep` (same description, every run done).
+fn query_bench_ready(db: &Path, sweep: &crate::spec::Sweep) -> Result<bool> {
+    let store = Store::open_readonly(db)?;
+    let names = crate::query::sweep_names(&store.conn)?;
+    if names.iter().any(|n| n != "bench-query") {
+        anyhow::bail!(
+            "{} holds other sweeps ({}); the query benchmark only reuses or replaces its own database (choose another --out)",
+            db.display(),
+            names.join(", ")
+        );
+    }
+    let (desc, done): (Option<String>, i64) = store.conn.query_row(
+        "SELECT (SELECT description FROM sweeps WHERE name = 'bench-query'),
+                (SELECT count(*) FROM runs r JOIN sweeps s ON s.sweep_id = r.sweep_id
+                 WHERE s.name = 'bench-query' AND r.status = 'done')",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(desc.as_deref() == Some(sweep.description.as_str()) && done as usize == sweep.runs.len())
+}
+
+/// Query speed: build (once) a synthetic database of `runs` × `metrics` × `steps` rows through
+/// the metric writer, then time the queries behind `simsweep best`, `runs` and `export` against
+/// it, and `simsweep best` as a whole process. Target: `best` under 1 s at 200 × 30 × 2,000.
+pub fn query(runs: usize, metrics: usize, steps: usize, out: Option<&Path>) -> Result<()> {
+    use crate::query::{self as q, Selection};
+    let db = out.map(Path::to_path_buf).unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("simsweep-bench-query-{runs}x{metrics}x{steps}.db"))
+    });
+    let sweep = query_bench_sweep(runs, metrics, steps)?;
+    let rows = (runs * metrics * steps) as u64;
+    println!(
+        "query benchmark: {runs} runs × {metrics} metrics × {steps} steps = {rows} rows in {}",
+        db.display()
+    );
+    let size = |p: &Path| {
+        std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+            + std::fs::metadata(format!("{}-wal", p.display()))
+                .map(|m| m.len())
+                .unwrap_or(0)
+    };
+    if db.exists() && query_bench_ready(&db, &sweep)? {
+        println!(
+            "  database  reused ({:.1} MiB; remove the file to rebuild)",
+            size(&db) as f64 / 1048576.0
+        );
+    } else {
+        // A file left by an interrupted build (or another size): start again.
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+        let mut store = Store::open(&db)?;
+        store.plan(&sweep)?;
+        let planned = store.sweep_runs("bench-query")?;
+        let names: Vec<Arc<str>> = synthetic_metric_names(metrics)
+            .into_iter()
+            .map(Arc::from)
+            .collect();
+        let start = Instant::now();
+        let writer = Writer::spawn(&db)?;
+        let tx = writer.sender();
+        for (i, run) in planned.iter().enumerate() {
+            let t = run.config["train.temperature"].as_f64().unwrap_or(0.05);
+            let pool = crate::spec::schema::POOLERS
+                .iter()
+                .position(|p| run.config["model.pooling"] == *p)
+                .unwrap_or(0) as f64;
+            // A plausible STS-B dev curve: peak near τ = 0.05, a little per pooler and seed.
+            let peak =
+                60.0 + 15.0 * (-(t / 0.05).ln().powi(2)).exp() + pool + 1.5 * noise(i as u64, 0, 0);
+            for step in 1..=steps {
+                let s = step as f64;
+                let rows: Vec<MetricRow> = names
+                    .iter()
+                    .enumerate()
+                    .map(|(m, name)| {
+                        let e = noise(i as u64, m as u64, step as u64);
+                        let value = match &**name {
+                            "loss" => 4.0 * (-s / 400.0).exp() + 0.5 + 0.05 * e,
+                            "stsb_dev" => peak * (1.0 - (-s / 300.0).exp()) + 0.3 * e,
+                            "lr" => 3e-5 * (1.0 - s / steps as f64),
+                            _ => (1.0 + m as f64).recip() * (1.0 + 0.1 * e) * (-s / 1000.0).exp(),
+                        };
+                        MetricRow {
+                            run_pk: run.run_pk,
+                            step: step as i64,
+                            layer: -1,
+                            name: name.clone(),
+                            value,
+                        }
+                    })
+                    .collect();
+                tx.send(Write::Metrics(rows))?;
+            }
+        }
+        drop(tx);
+        let stats = writer.finish()?;
+        for run in &planned {
+            store.finish_run(run.run_pk, "done", Some(steps as i64), None)?;
+        }
+        store
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        drop(store);
+        let secs = start.elapsed().as_secs_f64();
+        let bytes = size(&db);
+        println!(
+            "  database  built in {secs:.1} s: {:.0} rows/s through the writer ({} transactions), {:.1} MiB ({:.1} bytes/row)",
+            stats.rows as f64 / secs,
+            stats.transactions,
+            bytes as f64 / 1048576.0,
+            bytes as f64 / stats.rows.max(1) as f64
+        );
+    }
+
+    let store = Store::open_readonly(&db)?;
+    let c = &store.conn;
+    let sw = q::sweep(c, "bench-query")?;
+    let done = Selection::default().with_statuses(&["done"]);
+    let best_of = |metric: &str, mode: q::Mode| q::BestQuery {
+        metric: metric.into(),
+        layer: -1,
+        mode,
+        goal: None,
+        by: None,
+    };
+    let exe = std::env::current_exe()?;
+    // Each entry: what is timed, and a closure that does it once and says what it produced.
+    // Adding a measurement is adding one entry.
+    type Timed<'a> = (&'a str, Box<dyn Fn() -> Result<String> + 'a>);
+    let timed: Vec<Timed> = vec![
+        (
+            "best --metric stsb_dev (max over steps)",
+            Box::new(|| {
+                let b = q::best(c, &sw, &done, &best_of("stsb_dev", q::Mode::Best))?;
+                Ok(format!(
+                    "{} groups, best mean {:.2}",
+                    b.groups.len(),
+                    b.groups[0].stats.map_or(f64::NAN, |s| s.mean)
+                ))
+            }),
+        ),
+        (
+            "best --metric loss --mode final",
+            Box::new(|| {
+                let b = q::best(c, &sw, &done, &best_of("loss", q::Mode::Final))?;
+                Ok(format!("{} groups", b.groups.len()))
+            }),
+        ),
+        (
+            "runs (headline scores)",
+            Box::new(|| {
+                let t = q::runs_table(c, &sw, &Selection::default())?;
+                Ok(format!("{} runs", t.runs.len()))
+            }),
+        ),
+        (
+            "export --metrics stsb_dev (csv)",
+            Box::new(|| {
+                let mut sink = CountingSink(0);
+                let eq = q::ExportQuery {
+                    format: q::ExportFormat::Csv,
+                    metrics: vec!["stsb_dev".into()],
+                    layer: -1,
+                    all_params: false,
+                };
+                let st = q::export(c, &sw, &Selection::default(), &eq, &mut sink)?;
+                Ok(format!(
+                    "{} lines, {:.1} MiB",
+                    st.lines,
+                    sink.0 as f64 / 1048576.0
+                ))
+            }),
+        ),
+        (
+            "`simsweep best` as a process (start-up included)",
+            Box::new(|| {
+                let out = std::process::Command::new(&exe)
+                    .args([
+                        "--db",
+                        &db.display().to_string(),
+                        "best",
+                        "bench-query",
+                        "--metric",
+                        "stsb_dev",
+                    ])
+                    .output()?;
+                anyhow::ensure!(
+                    out.status.success(),
+                    "simsweep best failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                Ok(format!(
+                    "{} lines of output",
+                    out.stdout.iter().filter(|&&b| b == b'\n').count()
+                ))
+            }),
+        ),
+        (
+            "`simsweep --version` as a process (start-up alone)",
+            Box::new(|| {
+                let out = std::process::Command::new(&exe).arg("--version").output()?;
+                anyhow::ensure!(out.status.success(), "simsweep --version failed");
+                Ok("libtorch loading".into())
+            }),
+        ),
+    ];
+    let width = timed.iter().map(|t| t.0.chars().count()).max().unwrap_or(0);
+    let mut best_secs = f64::NAN;
+    for (i, (what, f)) in timed.iter().enumerate() {
+        let mut times = Vec::new();
+        let mut said = String::new();
+        for _ in 0..3 {
+            let start = Instant::now();
+            said = f()?;
+            times.push(start.elapsed().as_secs_f64());
+        }
+        let fastest = times.iter().copied().fold(f64::INFINITY, f64::min);
+        if i == 0 {
+            best_secs = times[0];
+        }
+        println!(
+            "  {what:<width$}  {:.3} s first, {fastest:.3} s fastest of 3  ({said})",
+            times[0]
+        );
+    }
+    println!(
+        "  target    best < 1 s: {} ({best_secs:.3} s on the first call)",
+        if best_secs < 1.0 { "met" } else { "NOT met" }
+    );
+    Ok(())
+}
+
+/// Counts the bytes written to it.
+struct CountingSink(u64);
+impl std::io::Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

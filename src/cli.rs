@@ -1,10 +1,13 @@
 //! Command-line interface: parse and validate arguments into typed values, then dispatch.
 
+use crate::query::output::{Format, RowWriter};
+use crate::query::{self, Condition, ExportFormat, Goal, Mode};
 use crate::spec::{self, value};
 use crate::store::Store;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,18 +50,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Plan a sweep file (as `plan`), then train its pending runs one after another, storing every
-    /// step metric, evaluation and checkpoint. Exits 1 if any run failed or diverged. With
+    /// Plan a sweep file (as `plan`), then train its pending runs, storing every step metric,
+    /// evaluation and checkpoint. Re-running skips done runs and resumes interrupted ones from
+    /// their last checkpoint. Exits 1 if any run failed or diverged, 130 when interrupted. With
     /// `--executor slurm`, submit them as one Slurm job array instead (docs/cli.md).
     Run {
         /// The sweep file (TOML).
         file: PathBuf,
-        /// Where to train: cpu, cuda, cuda:N (default: cuda:0 when CUDA is available, else cpu).
-        #[arg(long)]
-        device: Option<String>,
-        /// Run failed and diverged runs again (they go back to pending first).
+        /// Where to train, comma-separated: cpu, cuda, cuda:N (default: cuda:0 when CUDA is
+        /// available, else cpu). Each device gets --jobs-per-device runs at a time.
+        #[arg(long, alias = "device", value_delimiter = ',')]
+        devices: Vec<String>,
+        /// Runs trained at the same time on each device (small runs share a GPU well).
+        #[arg(long, default_value_t = 1)]
+        jobs_per_device: usize,
+        /// Run the failed and diverged runs again (from their last checkpoint when they have one).
         #[arg(long)]
         retry_failed: bool,
+        /// Progress display: auto (bars on a terminal, lines otherwise), lines, quiet.
+        #[arg(long, default_value = "auto")]
+        progress: String,
         /// local: train here; slurm: submit one job array over the pending runs (sbatch), each
         /// task training one run into its own shard under <db folder>/shards/.
         #[arg(long, value_enum, default_value_t = Executor::Local)]
@@ -189,6 +200,85 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The runs of a sweep: run id, swept settings, seed, status, last step, headline scores (best
+    /// stsb_dev over training and its step, final avg / stsb_test / sickr_test, those recorded) and
+    /// the error of failed runs.
+    Runs {
+        /// The sweep's name.
+        sweep: String,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// table, csv or json (an array of objects with the table's columns).
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// The best (or final) value of a metric per group of settings, aggregated over seeds: mean ±
+    /// sample std (n−1), n, min, max; best group first. Only `done` runs unless --status is given.
+    Best {
+        /// The sweep's name.
+        sweep: String,
+        /// The metric (as in `metric_values`: stsb_dev, avg, stsb_test, loss, alignment, sv_01, …).
+        #[arg(long)]
+        metric: String,
+        /// Settings that define a group (repeatable or comma-separated; default: every swept key,
+        /// so a group's runs differ only in seed). `--by ''` pools all selected runs.
+        #[arg(long, value_delimiter = ',', value_name = "KEY")]
+        by: Vec<String>,
+        /// best: the best value over each run's steps; final: the value at its last recorded step.
+        #[arg(long, value_enum, default_value_t)]
+        mode: Mode,
+        /// Which direction is better (default: min for names ending in `loss` and for alignment,
+        /// uniformity, batch_alignment, batch_uniformity, token_anisotropy, sentence_anisotropy;
+        /// max otherwise).
+        #[arg(long, value_enum)]
+        goal: Option<Goal>,
+        /// mean: one row per group; all: one row per run (its seed, value and step), groups in
+        /// the same order.
+        #[arg(long, value_enum, default_value_t)]
+        seeds: Seeds,
+        /// The layer of per-layer probe metrics (-1: the run's own representation).
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        layer: i64,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// table, csv or json (json: every group with its runs, whatever --seeds says).
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Read-only SQL over the results database (views run_params, metric_values, runs_wide; see
+    /// docs/schema.md). One statement; a statement that would write is refused.
+    Query {
+        /// One SELECT (or WITH … SELECT, EXPLAIN, read-only PRAGMA) statement.
+        sql: String,
+        /// table (NULL shown as NULL), csv (NULL as an empty field) or json (an array of objects).
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Settings and metric series of a sweep's runs, for pandas and DuckDB: csv has one row per
+    /// (run, step) with settings and metrics as columns; jsonl one object per run with each
+    /// metric's steps and values.
+    Export {
+        /// The sweep's name.
+        sweep: String,
+        /// csv or jsonl.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ExportFormat,
+        /// Metrics to export (repeatable or comma-separated; default: every metric the runs
+        /// recorded at --layer).
+        #[arg(long, value_delimiter = ',', value_name = "M")]
+        metrics: Vec<String>,
+        /// The layer of per-layer probe metrics (-1: the run's own representation).
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        layer: i64,
+        /// Every setting as a column (default: the swept keys and seed).
+        #[arg(long)]
+        all_params: bool,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Write to this file instead of standard output (a summary goes to standard error).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
     /// Show what this build sees: versions, threads, CUDA devices.
     Info {
         /// Print JSON.
@@ -198,6 +288,47 @@ pub enum Command {
     /// Benchmarks (not tests): print measured figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+/// Which runs of a sweep a command looks at.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SelectArgs {
+    /// Only runs whose setting KEY equals VALUE (repeatable; all must hold), e.g.
+    /// `--where train.temperature=0.05 --where model.pooling=avg`. Numbers match numerically
+    /// (0.05 = 5e-2), true/false match booleans; `seed` is a key too.
+    #[arg(long = "where", value_name = "KEY=VALUE")]
+    pub conditions: Vec<Condition>,
+    /// Only runs with these statuses (repeatable or comma-separated): pending, running, done,
+    /// failed, diverged, cancelled. Default: done for `best`, every status otherwise.
+    #[arg(long, value_delimiter = ',', value_name = "S")]
+    pub status: Vec<String>,
+    /// Also runs that the sweep file no longer produces (in_plan = 0).
+    #[arg(long)]
+    pub include_removed: bool,
+}
+
+impl SelectArgs {
+    fn selection(&self, default_statuses: &[&str]) -> query::Selection {
+        query::Selection {
+            conditions: self.conditions.clone(),
+            statuses: if self.status.is_empty() {
+                default_statuses.iter().map(|s| s.to_string()).collect()
+            } else {
+                self.status.clone()
+            },
+            include_removed: self.include_removed,
+        }
+    }
+}
+
+/// How `best` reports a group's seeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Seeds {
+    /// Mean, sample std, n, min and max per group.
+    #[default]
+    Mean,
+    /// Every run's value.
+    All,
 }
 
 #[derive(Debug, Subcommand)]
@@ -211,6 +342,24 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 30)]
         rows_per_message: usize,
         /// Database file to create (default: a fresh file in the temp directory, removed afterwards).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Query speed on a synthetic results database (default 200 runs × 30 metrics × 2,000 steps,
+    /// 12 M rows, built through the writer once and reused): times `best`, `runs` and an export
+    /// of one metric.
+    Query {
+        /// Number of runs (temperature × pooling × seed).
+        #[arg(long, default_value_t = 200)]
+        runs: usize,
+        /// Metrics per step.
+        #[arg(long, default_value_t = 30)]
+        metrics: usize,
+        /// Steps per run.
+        #[arg(long, default_value_t = 2000)]
+        steps: usize,
+        /// The database (reused when it holds this benchmark's sweep of the same size; default: a
+        /// file named after the size in the temp directory, kept for the next invocation).
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -251,8 +400,10 @@ pub fn main_with(cli: Cli) -> Result<i32> {
         Command::Plan { ref file, json } => plan(&cli, file, json),
         Command::Run {
             ref file,
-            ref device,
+            ref devices,
+            jobs_per_device,
             retry_failed,
+            ref progress,
             executor: Executor::Local,
             ref partition,
             gpus_per_task,
@@ -277,12 +428,14 @@ pub fn main_with(cli: Cli) -> Result<i32> {
             if let Some((flag, _)) = slurm_only.iter().find(|(_, given)| *given) {
                 return Err(BadInput(format!("{flag} needs --executor slurm")).into());
             }
-            run(&cli, file, device.as_deref(), retry_failed)
+            run(&cli, file, devices, jobs_per_device, retry_failed, progress)
         }
         Command::Run {
             ref file,
-            ref device,
+            ref devices,
+            jobs_per_device,
             retry_failed,
+            progress: _,
             executor: Executor::Slurm,
             ref partition,
             gpus_per_task,
@@ -294,9 +447,9 @@ pub fn main_with(cli: Cli) -> Result<i32> {
             wait,
             poll,
         } => {
-            if device.is_some() {
+            if !devices.is_empty() || jobs_per_device != 1 {
                 return Err(BadInput(
-                    "--device applies to the local executor; Slurm tasks train on CUDA when given GPUs (--gpus-per-task), else on the CPU".into(),
+                    "--devices and --jobs-per-device apply to the local executor; a Slurm task trains one run, on CUDA when given GPUs (--gpus-per-task), else on the CPU".into(),
                 )
                 .into());
             }
@@ -369,6 +522,54 @@ pub fn main_with(cli: Cli) -> Result<i32> {
             json,
             &cli.data_dir,
         ),
+        Command::Runs {
+            ref sweep,
+            ref select,
+            format,
+        } => quiet_pipe(runs(&cli.db, sweep, select, format)),
+        Command::Best {
+            ref sweep,
+            ref metric,
+            ref by,
+            mode,
+            goal,
+            seeds,
+            layer,
+            ref select,
+            format,
+        } => {
+            let q = query::BestQuery {
+                metric: metric.clone(),
+                layer,
+                mode,
+                goal,
+                by: (!by.is_empty()).then(|| {
+                    by.iter()
+                        .filter(|k| !k.trim().is_empty())
+                        .cloned()
+                        .collect()
+                }),
+            };
+            quiet_pipe(best(&cli.db, sweep, &q, seeds, select, format))
+        }
+        Command::Query { ref sql, format } => quiet_pipe(sql_query(&cli.db, sql, format)),
+        Command::Export {
+            ref sweep,
+            format,
+            ref metrics,
+            layer,
+            all_params,
+            ref select,
+            ref out,
+        } => {
+            let q = query::ExportQuery {
+                format,
+                metrics: metrics.clone(),
+                layer,
+                all_params,
+            };
+            quiet_pipe(export(&cli.db, sweep, &q, select, out.as_deref()))
+        }
         Command::Info { json } => {
             let info = crate::runtime::info();
             if json {
@@ -405,6 +606,20 @@ pub fn main_with(cli: Cli) -> Result<i32> {
             crate::bench::writer(rows, rows_per_message.max(1), out.as_deref())?;
             Ok(0)
         }
+        Command::Bench(BenchCommand::Query {
+            runs,
+            metrics,
+            steps,
+            ref out,
+        }) => {
+            if runs == 0 || metrics == 0 || steps == 0 {
+                return Err(
+                    BadInput("--runs, --metrics and --steps must be at least 1".into()).into(),
+                );
+            }
+            crate::bench::query(runs, metrics, steps, out.as_deref())?;
+            Ok(0)
+        }
         Command::Bench(BenchCommand::Probe {
             ref file,
             ref device,
@@ -423,40 +638,88 @@ fn device_arg(d: Option<&str>) -> Result<tch::Device> {
     }
 }
 
-fn run(cli: &Cli, file: &std::path::Path, device: Option<&str>, retry_failed: bool) -> Result<i32> {
-    let device = device_arg(device)?;
-    if let tch::Device::Cuda(i) = device {
-        if !tch::Cuda::is_available() || i as i64 >= tch::Cuda::device_count() {
+fn run(
+    cli: &Cli,
+    file: &std::path::Path,
+    devices: &[String],
+    jobs_per_device: usize,
+    retry_failed: bool,
+    progress: &str,
+) -> Result<i32> {
+    let mut devs = Vec::new();
+    for d in devices {
+        let device = device_arg(Some(d))?;
+        if let tch::Device::Cuda(i) = device {
+            if !tch::Cuda::is_available() || i as i64 >= tch::Cuda::device_count() {
+                return Err(BadInput(format!(
+                    "--devices: cuda:{i} is not available ({} CUDA devices)",
+                    tch::Cuda::device_count()
+                ))
+                .into());
+            }
+        }
+        if devs.contains(&device) {
             return Err(BadInput(format!(
-                "device cuda:{i} is not available ({} CUDA devices)",
-                tch::Cuda::device_count()
+                "--devices: {d} is listed twice (use --jobs-per-device for several runs per device)"
             ))
             .into());
         }
+        devs.push(device);
     }
-    let (sweep, mut summary) = load_and_plan(cli, file)?;
-    if retry_failed {
-        let n = Store::open(&cli.db)?.requeue(&sweep.name, &["failed", "diverged"])?;
-        summary.pending += n;
-        summary.failed -= n.min(summary.failed);
+    if devs.is_empty() {
+        devs.push(tch::Device::cuda_if_available());
     }
+    if jobs_per_device == 0 {
+        return Err(BadInput("--jobs-per-device must be at least 1".into()).into());
+    }
+    let progress = match progress {
+        "auto" => crate::exec::ProgressMode::Auto,
+        "lines" => crate::exec::ProgressMode::Lines,
+        "quiet" => crate::exec::ProgressMode::Quiet,
+        other => {
+            return Err(BadInput(format!(
+                "--progress: unknown mode `{other}` (auto, lines, quiet)"
+            ))
+            .into())
+        }
+    };
+    let (sweep, summary) = load_and_plan(cli, file)?;
+    let requeued = if retry_failed {
+        Store::open(&cli.db)?.requeue(&sweep.name, &["failed", "diverged"])?
+    } else {
+        0
+    };
     println!(
-        "sweep {}: {} runs ({} to run, {} done, {} failed) on {}",
+        "sweep {}: {} runs ({} to run{}, {} done, {} failed) on {}{}",
         sweep.name,
         summary.total,
-        summary.new + summary.pending + summary.cancelled,
+        summary.new + summary.pending + summary.cancelled + requeued,
+        if requeued > 0 {
+            format!(" incl. {requeued} retried")
+        } else {
+            String::new()
+        },
         summary.done,
-        summary.failed,
-        crate::exec::device_name(device)
+        summary.failed - requeued.min(summary.failed),
+        devs.iter()
+            .map(|d| crate::exec::device_name(*d))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if jobs_per_device > 1 {
+            format!(" × {jobs_per_device} jobs each")
+        } else {
+            String::new()
+        }
     );
     let cancel = crate::exec::install_interrupt_handler();
-    let totals = crate::exec::run_sweep(
-        &sweep,
-        &cli.db,
-        &cli.data_dir,
-        &crate::exec::ExecOptions::on(device),
-        cancel,
-    )?;
+    let opts = crate::exec::ExecOptions {
+        devices: devs,
+        jobs_per_device,
+        only: None,
+        progress,
+        results_dir: None,
+    };
+    let totals = crate::exec::run_sweep(&sweep, &cli.db, &cli.data_dir, &opts, cancel)?;
     println!(
         "sweep {}: {} done, {} failed, {} diverged, {} cancelled in this invocation → {}",
         sweep.name,
@@ -763,6 +1026,305 @@ fn probe(
             set.alignment_pairs
         );
         print!("{}", crate::table::render(&headers, &table));
+    }
+    Ok(0)
+}
+
+/// Open the results database for reading; a missing file is bad input (exit 2).
+fn open_results(db: &Path) -> Result<Store> {
+    if !db.is_file() {
+        return Err(BadInput(format!(
+            "no results database at {} (record a sweep with `simsweep plan FILE`, or choose one with --db / SIMSWEEP_DB)",
+            db.display()
+        ))
+        .into());
+    }
+    Ok(Store::open_readonly(db)?)
+}
+
+/// A query error as the CLI reports it: questions that cannot be answered as asked exit 2.
+fn qerr(e: query::Error) -> anyhow::Error {
+    match e {
+        query::Error::Input(m) => BadInput(m).into(),
+        e => e.into(),
+    }
+}
+
+/// A reader that stopped reading (`| head`) ends the command quietly, as for other Unix tools.
+fn quiet_pipe(r: Result<i32>) -> Result<i32> {
+    match r {
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                    || matches!(c.downcast_ref::<query::Error>(), Some(query::Error::Io(io)) if io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            Ok(0)
+        }
+        r => r,
+    }
+}
+
+fn stdout() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
+    std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock())
+}
+
+fn runs(db: &Path, sweep: &str, select: &SelectArgs, format: Format) -> Result<i32> {
+    let store = open_results(db)?;
+    let c = &store.conn;
+    let sw = query::sweep(c, sweep).map_err(qerr)?;
+    let sel = select.selection(&[]);
+    let t = query::runs_table(c, &sw, &sel).map_err(qerr)?;
+    let mut out = stdout();
+    if format == Format::Table {
+        writeln!(
+            out,
+            "sweep {}{}: {} runs",
+            sw.name,
+            if sw.description.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", sw.description)
+            },
+            t.runs.len()
+        )?;
+    }
+    let headers = t.headers(sel.include_removed);
+    let error_col = headers.len() - 1;
+    // In the table, each score column keeps one number of decimals (4 significant digits of its
+    // largest value), so scores line up.
+    let decimals: Vec<(usize, usize)> = t
+        .headlines
+        .iter()
+        .zip(&t.scores)
+        .map(|(h, s)| {
+            let col = headers.iter().position(|c| c == h.column).expect("column");
+            let d = query::output::decimals_for(s.iter().filter_map(|v| v.and_then(|v| v.value)));
+            (col, d)
+        })
+        .collect();
+    let mut w = RowWriter::new(out, format, headers, "-");
+    for i in 0..t.runs.len() {
+        let mut row = t.row(i, sel.include_removed);
+        if format == Format::Table {
+            if let serde_json::Value::String(e) = &row[error_col] {
+                row[error_col] = serde_json::Value::String(query::output::shorten(e, 60));
+            }
+            for &(col, d) in &decimals {
+                if let Some(x) = row[col].as_f64() {
+                    row[col] = serde_json::Value::String(format!("{x:.d$}"));
+                }
+            }
+        }
+        w.row(&row)?;
+    }
+    w.finish()?;
+    Ok(0)
+}
+
+fn best(
+    db: &Path,
+    sweep: &str,
+    q: &query::BestQuery,
+    seeds: Seeds,
+    select: &SelectArgs,
+    format: Format,
+) -> Result<i32> {
+    use query::output::{decimals_for, opt_num};
+    use serde_json::{json, Value};
+    let store = open_results(db)?;
+    let c = &store.conn;
+    let sw = query::sweep(c, sweep).map_err(qerr)?;
+    let sel = select.selection(&["done"]);
+    let b = query::best(c, &sw, &sel, q).map_err(qerr)?;
+    let mut out = stdout();
+    if format == Format::Json {
+        serde_json::to_writer_pretty(&mut out, &b.to_json())?;
+        writeln!(out)?;
+        out.flush()?;
+        return Ok(0);
+    }
+    let show_status = sel.statuses != ["done"];
+    let mut headers = b.by.clone();
+    let rows: Vec<Vec<Value>> = match seeds {
+        Seeds::Mean => {
+            headers.extend(["n", "runs", "mean", "std", "min", "max"].map(String::from));
+            b.groups
+                .iter()
+                .map(|g| {
+                    let s = g.stats.as_ref();
+                    let mut r = g.key.clone();
+                    r.extend([
+                        json!(s.map_or(0, |s| s.n)),
+                        json!(g.runs.len()),
+                        opt_num(s.map(|s| s.mean)),
+                        opt_num(s.and_then(|s| s.std)),
+                        opt_num(s.map(|s| s.min)),
+                        opt_num(s.map(|s| s.max)),
+                    ]);
+                    r
+                })
+                .collect()
+        }
+        Seeds::All => {
+            headers.extend(["seed", "run_id"].map(String::from));
+            if show_status || format == Format::Csv {
+                headers.push("status".into());
+            }
+            headers.extend(["step".to_string(), b.metric.clone()]);
+            b.groups
+                .iter()
+                .flat_map(|g| {
+                    g.runs.iter().map(|run| {
+                        let mut r = g.key.clone();
+                        r.extend([json!(run.seed), json!(run.run_id)]);
+                        if show_status || format == Format::Csv {
+                            r.push(json!(run.status));
+                        }
+                        r.extend([json!(run.step), opt_num(run.value)]);
+                        r
+                    })
+                })
+                .collect()
+        }
+    };
+    if format == Format::Csv {
+        let mut w = RowWriter::new(out, Format::Csv, headers, "");
+        for r in &rows {
+            w.row(r)?;
+        }
+        w.finish()?;
+        return Ok(0);
+    }
+    // The table: one decimal setting for every value shown, so groups line up.
+    let values = b
+        .groups
+        .iter()
+        .flat_map(|g| g.runs.iter().filter_map(|r| r.value));
+    let d = decimals_for(values);
+    let f = |x: f64| format!("{x:.d$}");
+    let runs: usize = b.groups.iter().map(|g| g.runs.len()).sum();
+    writeln!(
+        out,
+        "{}{}: {} ({}) — sweep {}, {} {}runs in {} groups{}",
+        b.metric,
+        if b.layer == -1 {
+            String::new()
+        } else {
+            format!(" at layer {}", b.layer)
+        },
+        match b.mode {
+            Mode::Best => "best over steps",
+            Mode::Final => "final value",
+        },
+        b.goal.word(),
+        b.sweep,
+        runs,
+        if sel.statuses.is_empty() {
+            String::new()
+        } else {
+            format!("{} ", sel.statuses.join("/"))
+        },
+        b.groups.len(),
+        if seeds == Seeds::Mean {
+            "; mean ± sample std (n−1) over each group's runs"
+        } else {
+            ""
+        }
+    )?;
+    let cell = |v: &Value| query::output::table_cell(v, "-");
+    let table: Vec<Vec<String>> = match seeds {
+        Seeds::Mean => {
+            let keys = b.by.len();
+            headers = b.by.clone();
+            headers.extend(["mean ± std", "n", "min", "max"].map(String::from));
+            b.groups
+                .iter()
+                .zip(&rows)
+                .map(|(g, r)| {
+                    let mut t: Vec<String> = r[..keys].iter().map(cell).collect();
+                    match &g.stats {
+                        Some(s) => {
+                            t.push(match s.std {
+                                Some(sd) => format!("{} ± {}", f(s.mean), f(sd)),
+                                None => f(s.mean),
+                            });
+                            t.push(if s.n == g.runs.len() {
+                                s.n.to_string()
+                            } else {
+                                format!("{} of {}", s.n, g.runs.len())
+                            });
+                            t.extend([f(s.min), f(s.max)]);
+                        }
+                        None => t.extend([
+                            "-".to_string(),
+                            format!("0 of {}", g.runs.len()),
+                            "-".into(),
+                            "-".into(),
+                        ]),
+                    }
+                    t
+                })
+                .collect()
+        }
+        Seeds::All => rows
+            .iter()
+            .map(|r| {
+                let mut t: Vec<String> = r[..r.len() - 1].iter().map(cell).collect();
+                t.push(r[r.len() - 1].as_f64().map_or("-".into(), f));
+                t
+            })
+            .collect(),
+    };
+    out.write_all(crate::table::render(&headers, &table).as_bytes())?;
+    out.flush()?;
+    Ok(0)
+}
+
+fn sql_query(db: &Path, sql: &str, format: Format) -> Result<i32> {
+    let store = open_results(db)?;
+    let mut st = query::prepare_readonly(&store.conn, sql).map_err(qerr)?;
+    let headers: Vec<String> = st.column_names().iter().map(|s| s.to_string()).collect();
+    let mut w = RowWriter::new(stdout(), format, headers, "NULL");
+    query::for_each_row(&mut st, |r| Ok(w.row(r)?)).map_err(qerr)?;
+    w.finish()?;
+    Ok(0)
+}
+
+fn export(
+    db: &Path,
+    sweep: &str,
+    q: &query::ExportQuery,
+    select: &SelectArgs,
+    out: Option<&Path>,
+) -> Result<i32> {
+    let store = open_results(db)?;
+    let c = &store.conn;
+    let sw = query::sweep(c, sweep).map_err(qerr)?;
+    let sel = select.selection(&[]);
+    match out {
+        None => {
+            query::export(c, &sw, &sel, q, &mut stdout()).map_err(qerr)?;
+        }
+        Some(path) => {
+            // Refuse unknown metrics before creating the file.
+            for m in &q.metrics {
+                query::metric(c, m).map_err(qerr)?;
+            }
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 16, file);
+            let st = query::export(c, &sw, &sel, q, &mut w).map_err(qerr)?;
+            eprintln!(
+                "{} runs, {} lines, {} metrics ({}) → {}",
+                st.runs,
+                st.lines,
+                st.metrics.len(),
+                query::summarize_names(st.metrics.iter().map(|m| m.as_str())),
+                path.display()
+            );
+        }
     }
     Ok(0)
 }

@@ -10,6 +10,8 @@ pub mod eval;
 pub mod exec;
 pub mod model;
 pub mod probe;
+pub mod progress;
+pub mod query;
 pub mod runtime;
 pub mod slurm;
 pub mod spec;

@@ -2,6 +2,16 @@
 
 /// Render rows under headers, columns padded to their widest cell, two spaces apart.
 pub fn render(headers: &[String], rows: &[Vec<String>]) -> String {
+    let w = widths(headers, rows);
+    let mut out = line(headers, &w);
+    for r in rows {
+        out.push_str(&line(r, &w));
+    }
+    out
+}
+
+/// The width of each column: its widest cell, header included (in characters).
+pub fn widths(headers: &[String], rows: &[Vec<String>]) -> Vec<usize> {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -10,25 +20,24 @@ pub fn render(headers: &[String], rows: &[Vec<String>]) -> String {
             }
         }
     }
-    let line = |cells: &[String]| {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i > 0 {
-                s.push_str("  ");
-            }
-            s.push_str(c);
-            if i + 1 < cells.len() {
-                s.push_str(&" ".repeat(widths[i].saturating_sub(c.chars().count())));
-            }
+    widths
+}
+
+/// One line of a table: cells padded to `widths`, two spaces apart, no trailing blanks.
+pub fn line(cells: &[String], widths: &[usize]) -> String {
+    let mut s = String::new();
+    for (i, c) in cells.iter().enumerate() {
+        if i > 0 {
+            s.push_str("  ");
         }
-        s.push('\n');
-        s
-    };
-    let mut out = line(headers);
-    for r in rows {
-        out.push_str(&line(r));
+        s.push_str(c);
+        if i + 1 < cells.len() {
+            let w = widths.get(i).copied().unwrap_or(0);
+            s.push_str(&" ".repeat(w.saturating_sub(c.chars().count())));
+        }
     }
-    out
+    s.push('\n');
+    s
 }
 
 #[cfg(test)]

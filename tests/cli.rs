@@ -283,6 +283,11 @@ fn help_is_available_at_every_level() {
         vec!["info", "--help"],
         vec!["bench", "--help"],
         vec!["bench", "writer", "--help"],
+        vec!["bench", "query", "--help"],
+        vec!["runs", "--help"],
+        vec!["best", "--help"],
+        vec!["query", "--help"],
+        vec!["export", "--help"],
     ] {
         let out = run(&args);
         assert!(out.status.success(), "{args:?}");

@@ -366,7 +366,11 @@ fn write_checkpoint(m: &LoadedModel, tmp: &Path) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn save_pretrained(m: &LoadedModel, dir: &Path) -> Result<()> {
+pub(super) fn save_pretrained(
+    m: &LoadedModel,
+    dir: &Path,
+    extra: &dyn Fn(&Path) -> std::io::Result<()>,
+) -> Result<()> {
     let name = dir
         .file_name()
         .ok_or_else(|| {
@@ -392,7 +396,9 @@ pub(super) fn save_pretrained(m: &LoadedModel, dir: &Path) -> Result<()> {
     );
     let tmp = parent.join(format!(".{name}.tmp-{stamp}"));
     std::fs::create_dir(&tmp).map_err(|e| ModelError::io(&tmp, e))?;
-    if let Err(e) = write_checkpoint(m, &tmp) {
+    if let Err(e) =
+        write_checkpoint(m, &tmp).and_then(|()| extra(&tmp).map_err(|e| ModelError::io(&tmp, e)))
+    {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }

@@ -270,7 +270,17 @@ impl LoadedModel {
     /// copies of the source's other tokenizer files. Written to a temporary sibling directory and
     /// renamed into place, so `dir` never holds a partial checkpoint; an existing `dir` is replaced.
     pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
-        load::save_pretrained(self, dir)
+        load::save_pretrained(self, dir, &|_| Ok(()))
+    }
+
+    /// [`LoadedModel::save_pretrained`], with `extra` writing more files into the staging
+    /// directory before it is renamed into place (the whole directory appears at once or not at all).
+    pub fn save_pretrained_with(
+        &self,
+        dir: &Path,
+        extra: &dyn Fn(&Path) -> std::io::Result<()>,
+    ) -> Result<()> {
+        load::save_pretrained(self, dir, extra)
     }
 }
 

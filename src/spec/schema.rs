@@ -159,7 +159,7 @@ pub static KEYS: &[KeySpec] = &[
     key("train.max_grad_norm", NONNEG, Some("1.0"), "Clip the global gradient L2 norm to this value (0 = no clipping); HF Trainer's default 1.0."),
     key("train.precision", Kind::Choice(&["fp32", "bf16", "fp16"]), Some("\"fp32\""), "Autocast precision on CUDA; runs on the CPU always compute in fp32."),
     key("train.hard_negative_weight", Kind::Float { min: -INF, min_open: true, max: INF, max_open: true }, Some("0.0"), "Supervised data only: added to the logits of the hard negatives (SimCSE's hard_negative_weight)."),
-    KeySpec { identity: false, ..key("train.checkpoint_every", int(0, BIG), Some("0"), "Save the model as the run's `last` checkpoint (Hugging Face format) every N steps (0 = never; the best checkpoint by STS-B dev is always kept). Not part of run identity.") },
+    KeySpec { identity: false, ..key("train.checkpoint_every", int(0, BIG), Some("250"), "Save a resumable checkpoint (model in Hugging Face format + optimizer and trainer state, `last-<step>/`) every N steps; an interrupted or killed run resumes from the newest one (0 = never: it starts over). The best checkpoint by STS-B dev is always kept. Not part of run identity.") },
     KeySpec { identity: false, ..key("train.log_every", int(1, BIG), Some("1"), "Record step metrics every N steps. Not part of run identity.") },
     // ---- loss
     key("loss.kind", Kind::Choice(LOSSES), Some("\"infonce\""), "Training objective (see docs/metrics in shared: infonce, arccon, mpt, met, mat, barlow_twins, vicreg, mhe, mhs)."),

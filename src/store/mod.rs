@@ -450,6 +450,53 @@ pub struct Claimed {
     pub sweep_id: i64,
     pub ordinal: i64,
     pub config: BTreeMap<String, Value>,
+    /// The `last` checkpoint (step, directory) the run continues from; its metrics after that
+    /// step were removed at the claim.
+    pub resume: Option<(i64, PathBuf)>,
+}
+
+/// A running run whose heartbeat is older than this is taken to be lost with its machine (unless it
+/// runs under Slurm, whose own state decides). `SIMSWEEP_STALE_SECS` overrides it.
+pub const STALE_AFTER_SECS: i64 = 600;
+
+/// This process as a run's `worker`: `host:pid:start`, the start time (clock ticks since boot, from
+/// /proc) telling a live process from a later one that got the same pid.
+pub fn worker_id() -> String {
+    let host = hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let pid = std::process::id();
+    format!("{host}:{pid}:{}", process_start(pid).unwrap_or(0))
+}
+
+/// A process's start time in clock ticks since boot (field 22 of /proc/PID/stat).
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it follow its closing paren.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+/// Whether the process a `worker` string names (`host:pid[:start]`, this host) still runs.
+fn worker_alive(worker: &str) -> bool {
+    let mut parts = worker.rsplitn(3, ':');
+    let (a, b) = (parts.next(), parts.next());
+    let (pid, start) = match (a, b, parts.next()) {
+        // host:pid:start
+        (Some(st), Some(pid), Some(_)) => (pid.parse::<u32>().ok(), st.parse::<u64>().ok()),
+        // host:pid (databases written by older builds)
+        (Some(pid), Some(_), None) => (pid.parse::<u32>().ok(), None),
+        _ => (None, None),
+    };
+    let Some(pid) = pid else { return false };
+    if pid == std::process::id() {
+        return true;
+    }
+    match (process_start(pid), start) {
+        (None, _) => false,
+        (Some(now), Some(then)) if then != 0 => now == then,
+        (Some(_), _) => true,
+    }
 }
 
 impl Store {
@@ -471,40 +518,42 @@ impl Store {
         let host = hostname::get()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default();
-        // Runs left `running` by a dead process of this host go back to the pool. Runs held by a
-        // Slurm array task (worker `slurm:…`) are never taken back here: `simsweep merge` settles
-        // them from their shards and from what Slurm says.
-        let orphans: Vec<(i64, String)> = {
+        // Runs left `running` by a dead process of this host, or silent for longer than the
+        // stale limit on another host (a lost machine), go back to the pool. Slurm tasks are
+        // judged by Slurm's state instead (`merge`).
+        let stale_secs = std::env::var("SIMSWEEP_STALE_SECS")
+            .ok()
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(STALE_AFTER_SECS);
+        let orphans: Vec<(i64, String, bool, bool)> = {
             let mut st = tx
                 .prepare(
-                    "SELECT r.run_pk, r.worker FROM runs r JOIN sweeps s ON s.sweep_id = r.sweep_id
-                     WHERE s.name = ?1 AND r.status = 'running' AND r.host = ?2
-                       AND coalesce(r.worker, '') NOT LIKE 'slurm:%'",
+                    "SELECT r.run_pk, coalesce(r.worker, ''), coalesce(r.host = ?2, 0),
+                            coalesce((julianday('now') - julianday(r.heartbeat_at)) * 86400.0 > ?3, 1)
+                     FROM runs r JOIN sweeps s ON s.sweep_id = r.sweep_id
+                     WHERE s.name = ?1 AND r.status = 'running' AND coalesce(r.worker, '') NOT LIKE 'slurm:%'",
                 )
                 .map_err(&e)?;
             let rows = st
-                .query_map(params![sweep, host], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                    ))
+                .query_map(params![sweep, host, stale_secs], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })
                 .map_err(&e)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)?
         };
-        for (pk, w) in orphans {
-            let alive = w
-                .rsplit(':')
-                .next()
-                .and_then(|p| p.parse::<u32>().ok())
-                .is_some_and(process_alive);
-            if !alive {
-                tx.execute(
-                    "UPDATE runs SET status = 'cancelled', error = 'the process running it (' || ?2 || ') ended without finishing' WHERE run_pk = ?1",
-                    params![pk, w],
-                )
-                .map_err(&e)?;
-            }
+        for (pk, w, local, stale) in orphans {
+            let why = if local && !worker_alive(&w) {
+                "ended without finishing"
+            } else if !local && stale {
+                "sent no heartbeat for longer than the stale limit"
+            } else {
+                continue;
+            };
+            tx.execute(
+                "UPDATE runs SET status = 'cancelled', error = 'the process running it (' || ?2 || ') ' || ?3 WHERE run_pk = ?1",
+                params![pk, w, why],
+            )
+            .map_err(&e)?;
         }
         let row = tx
             .query_row(
@@ -520,9 +569,6 @@ impl Store {
         let Some((run_pk, run_id, sweep_id, ordinal, cfg)) = row else {
             return Ok(None);
         };
-        let host = hostname::get()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default();
         tx.execute(
             "UPDATE runs SET status = 'running', worker = ?2, host = ?3, device = ?4, code_version = ?5,
                  attempts = attempts + 1, started_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'),
@@ -531,13 +577,42 @@ impl Store {
             params![run_pk, worker, host, device, crate::code_version()],
         )
         .map_err(&e)?;
-        tx.execute("DELETE FROM metrics WHERE run_pk = ?1", [run_pk])
+        // A `last` checkpoint whose files are complete: continue from it, and replace what was
+        // logged after it. Otherwise start over with no rows.
+        let resume = tx
+            .query_row(
+                "SELECT step, path FROM checkpoints WHERE run_pk = ?1 AND kind = 'last'",
+                [run_pk],
+                |r| Ok((r.get::<_, i64>(0)?, PathBuf::from(r.get::<_, String>(1)?))),
+            )
+            .optional()
+            .map_err(&e)?
+            .filter(|(_, dir)| dir.join(crate::train::checkpoint::TRAINER_STATE).is_file());
+        let from = resume.as_ref().map_or(-1, |(k, _)| *k);
+        tx.execute(
+            "DELETE FROM metrics WHERE run_pk = ?1 AND step > ?2",
+            params![run_pk, from],
+        )
+        .map_err(&e)?;
+        tx.execute(
+            "DELETE FROM checkpoints WHERE run_pk = ?1 AND step > ?2",
+            params![run_pk, from],
+        )
+        .map_err(&e)?;
+        if resume.is_some() {
+            tx.execute(
+                "UPDATE runs SET step = ?2 WHERE run_pk = ?1",
+                params![run_pk, from],
+            )
             .map_err(&e)?;
-        tx.execute("DELETE FROM checkpoints WHERE run_pk = ?1", [run_pk])
-            .map_err(&e)?;
+        }
+        let how = match &resume {
+            Some((k, _)) => format!("{worker} on {device}, resuming from step {k}"),
+            None => format!("{worker} on {device}"),
+        };
         tx.execute(
             "INSERT INTO events (at, sweep_id, run_pk, kind, message) VALUES (strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?1, ?2, 'started', ?3)",
-            params![sweep_id, run_pk, format!("{worker} on {device}")],
+            params![sweep_id, run_pk, how],
         )
         .map_err(&e)?;
         tx.commit().map_err(&e)?;
@@ -551,6 +626,7 @@ impl Store {
             sweep_id,
             ordinal,
             config,
+            resume,
         }))
     }
 
@@ -571,12 +647,80 @@ impl Store {
             params![run_pk, status, step, error],
         )
         .map_err(&e)?;
+        if status == "done" {
+            // The resumable checkpoints were removed with the run's success.
+            tx.execute(
+                "DELETE FROM checkpoints WHERE run_pk = ?1 AND kind = 'last'",
+                [run_pk],
+            )
+            .map_err(&e)?;
+        }
         tx.execute(
             "INSERT INTO events (at, sweep_id, run_pk, kind, message) SELECT strftime('%Y-%m-%dT%H:%M:%fZ','now'), sweep_id, run_pk, ?2, ?3 FROM runs WHERE run_pk = ?1",
             params![run_pk, status, error.unwrap_or("")],
         )
         .map_err(&e)?;
         tx.commit().map_err(&e)
+    }
+
+    /// How many runs of `sweep` a runner would execute now (pending or cancelled, in the plan;
+    /// restricted to `only` when given). Orphaned running runs are not counted until claimed.
+    pub fn claimable(&self, sweep: &str, only: Option<&[String]>) -> Result<usize> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM runs r JOIN sweeps s ON s.sweep_id = r.sweep_id
+                 WHERE s.name = ?1 AND r.status IN ('pending', 'cancelled') AND r.in_plan = 1
+                   AND (?2 IS NULL OR r.run_id IN (SELECT value FROM json_each(?2)))",
+                params![sweep, only.map(|o| serde_json::to_string(o).expect("JSON"))],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as usize)
+            .map_err(sql_err(&self.path))
+    }
+
+    /// Start a claimed run over from step 0 (its checkpoint could not be resumed): its metrics and
+    /// checkpoints are removed, `why` is logged.
+    pub fn restart_run(&mut self, run_pk: i64, why: &str) -> Result<()> {
+        let path = self.path.clone();
+        let e = sql_err(&path);
+        let tx = self.immediate()?;
+        tx.execute("DELETE FROM metrics WHERE run_pk = ?1", [run_pk])
+            .map_err(&e)?;
+        tx.execute("DELETE FROM checkpoints WHERE run_pk = ?1", [run_pk])
+            .map_err(&e)?;
+        tx.execute(
+            "INSERT INTO events (at, sweep_id, run_pk, kind, message) SELECT strftime('%Y-%m-%dT%H:%M:%fZ','now'), sweep_id, run_pk, 'restarted', ?2 FROM runs WHERE run_pk = ?1",
+            params![run_pk, why],
+        )
+        .map_err(&e)?;
+        tx.commit().map_err(&e)
+    }
+
+    /// Put the runs of `sweep` with one of `statuses` (e.g. failed, diverged) back to pending,
+    /// so the next `run` executes them again (from their last checkpoint when they have one).
+    /// Returns how many.
+    pub fn requeue(&mut self, sweep: &str, statuses: &[&str]) -> Result<usize> {
+        let path = self.path.clone();
+        let e = sql_err(&path);
+        let tx = self.immediate()?;
+        let list = serde_json::to_string(statuses).expect("JSON");
+        let n = tx
+            .execute(
+                "UPDATE runs SET status = 'pending', error = NULL
+                 WHERE sweep_id = (SELECT sweep_id FROM sweeps WHERE name = ?1) AND in_plan = 1
+                   AND status IN (SELECT value FROM json_each(?2))",
+                params![sweep, list],
+            )
+            .map_err(&e)?;
+        if n > 0 {
+            tx.execute(
+                "INSERT INTO events (at, sweep_id, kind, message) SELECT strftime('%Y-%m-%dT%H:%M:%fZ','now'), sweep_id, 'requeued', ?2 FROM sweeps WHERE name = ?1",
+                params![sweep, format!("{n} runs ({}) back to pending", statuses.join(", "))],
+            )
+            .map_err(&e)?;
+        }
+        tx.commit().map_err(&e)?;
+        Ok(n)
     }
 
     /// Update a running run's last step and heartbeat.
@@ -589,11 +733,6 @@ impl Store {
             .map(|_| ())
             .map_err(sql_err(&self.path))
     }
-}
-
-/// Whether a process with this id exists on this machine.
-fn process_alive(pid: u32) -> bool {
-    pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// A run as stored.

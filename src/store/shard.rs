@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Prefix of the `worker` of a run held by a Slurm array task: `slurm:<job id>_<index>`.
 pub const SLURM_WORKER: &str = "slurm:";
 /// Prefix of the `worker` of a run being submitted (sbatch not yet answered):
-/// `slurm:submitting:<host>:<pid>`.
+/// `slurm:submitting:<host>:<pid>:<start>`.
 pub const SUBMITTING_WORKER: &str = "slurm:submitting:";
 
 /// The `events.kind` a worker records in its shard: message `<job id>_<index>`.
@@ -155,39 +155,10 @@ pub fn recover_shard(path: &Path) -> Result<()> {
 }
 
 impl Store {
-    /// Put the runs of `sweep` whose status is one of `statuses` (e.g. failed, diverged) back to
-    /// `pending`, with a `requeued` event each. Their results stay until the run starts again.
-    /// Returns how many.
-    pub fn requeue(&mut self, sweep: &str, statuses: &[&str]) -> Result<usize> {
-        let path = self.path.clone();
-        let e = sql_err(&path);
-        let list = serde_json::to_string(statuses).expect("JSON");
-        let tx = self.immediate()?;
-        tx.execute(
-            &format!(
-                "INSERT INTO events (at, sweep_id, run_pk, kind, message)
-                 SELECT {NOW}, r.sweep_id, r.run_pk, 'requeued', 'was ' || r.status || coalesce(': ' || r.error, '')
-                 FROM runs r JOIN sweeps s ON s.sweep_id = r.sweep_id
-                 WHERE s.name = ?1 AND r.in_plan = 1 AND r.status IN (SELECT value FROM json_each(?2))"
-            ),
-            params![sweep, list],
-        )
-        .map_err(&e)?;
-        let n = tx
-            .execute(
-                "UPDATE runs SET status = 'pending', error = NULL, finished_at = NULL
-                 WHERE in_plan = 1 AND status IN (SELECT value FROM json_each(?2))
-                   AND sweep_id = (SELECT sweep_id FROM sweeps WHERE name = ?1)",
-                params![sweep, list],
-            )
-            .map_err(&e)?;
-        tx.commit().map_err(&e)?;
-        Ok(n)
-    }
-
-    /// The worker value that marks runs taken by a submission of this process.
+    /// The worker value that marks runs taken by a submission of this process:
+    /// `slurm:submitting:<host>:<pid>:<start>`.
     pub fn submitting_worker() -> String {
-        format!("{SUBMITTING_WORKER}{}:{}", host(), std::process::id())
+        format!("{SUBMITTING_WORKER}{}", super::worker_id())
     }
 
     /// Take every pending or cancelled run of `sweep` (in the plan, in plan order) for a Slurm
@@ -391,8 +362,8 @@ impl Store {
         let mut n = 0;
         for (pk, worker, old) in held {
             let rest = worker.strip_prefix(SUBMITTING_WORKER).unwrap_or("");
-            let (h, pid) = rest.rsplit_once(':').unwrap_or((rest, ""));
-            let dead = h == me && pid.parse::<u32>().is_ok_and(|p| !super::process_alive(p));
+            let h = rest.rsplitn(3, ':').last().unwrap_or("");
+            let dead = h == me && !super::worker_alive(rest);
             if !(dead || old) {
                 continue;
             }

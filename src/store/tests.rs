@@ -373,3 +373,136 @@ fn concurrent_planners_do_not_fail_on_a_locked_database() {
         20
     );
 }
+
+#[test]
+fn orphans_are_reclaimed_by_dead_pid_reused_pid_or_stale_heartbeat_but_not_slurm_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("r.db")).unwrap();
+    store
+        .plan(&sweep("train.temperature = [0.05, 0.1, 0.2]"))
+        .unwrap();
+    let host = hostname::get().unwrap().to_string_lossy().into_owned();
+    let me = worker_id();
+    assert!(worker_alive(&me));
+    // pid 1 exists, but not with this start time: a later process that got a dead run's pid.
+    let reused = format!("{host}:1:999999999999");
+    let set = |ordinal: i64, worker: &str, host: Option<&str>, age_secs: i64| {
+        store
+            .conn
+            .execute(
+                "UPDATE runs SET status = 'running', worker = ?2, host = ?3,
+                    heartbeat_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?4) WHERE ordinal = ?1",
+                params![ordinal, worker, host, format!("-{age_secs} seconds")],
+            )
+            .unwrap();
+    };
+    set(0, &me, Some(&host), 0); // alive: this process
+    set(1, &reused, Some(&host), 0); // dead: pid reused
+    set(2, "elsewhere:42:7", Some("elsewhere"), 3600); // another machine, silent for an hour
+    set(3, "slurm:17_3", None, 3600); // a Slurm task: Slurm's state decides
+    set(4, "elsewhere:43:7", Some("elsewhere"), 5); // another machine, recently alive
+    let mut got = Vec::new();
+    while let Some(c) = store.claim_next("s", &me, "cpu", None).unwrap() {
+        got.push(c.ordinal);
+    }
+    got.sort();
+    // Ordinals 1 and 2 reclaimed; 5 was pending (2 seeds × 3 temperatures = ordinals 0..5).
+    assert_eq!(got, [1, 2, 5]);
+}
+
+#[test]
+fn a_claim_resumes_from_a_complete_last_checkpoint_and_drops_later_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    let mut store = Store::open(&path).unwrap();
+    store.plan(&sweep("train.temperature = [0.05]")).unwrap();
+    let c = store
+        .claim_next("s", &worker_id(), "cpu", None)
+        .unwrap()
+        .unwrap();
+    assert!(c.resume.is_none());
+    let ckpt = dir.path().join("last-0000020");
+    std::fs::create_dir_all(&ckpt).unwrap();
+    let w = Writer::spawn(&path).unwrap();
+    let name: Arc<str> = Arc::from("loss");
+    w.sender()
+        .send(Write::Metrics(
+            (1..=30)
+                .map(|step| MetricRow {
+                    run_pk: c.run_pk,
+                    step,
+                    layer: -1,
+                    name: name.clone(),
+                    value: step as f64,
+                })
+                .collect(),
+        ))
+        .unwrap();
+    w.sender()
+        .send(Write::Checkpoint {
+            run_pk: c.run_pk,
+            kind: "last".into(),
+            step: 20,
+            path: ckpt.display().to_string(),
+            metric: None,
+            value: None,
+        })
+        .unwrap();
+    w.finish().unwrap();
+    store
+        .finish_run(c.run_pk, "cancelled", Some(30), None)
+        .unwrap();
+    // No trainer state in the folder: not resumable, start over.
+    let only = [c.run_id.clone()];
+    let again = store
+        .claim_next("s", &worker_id(), "cpu", Some(&only))
+        .unwrap()
+        .unwrap();
+    assert!(again.resume.is_none());
+    assert_eq!(count(&store, "SELECT count(*) FROM metrics"), 0);
+    // With it: resume from step 20, rows 21..30 gone.
+    let w = Writer::spawn(&path).unwrap();
+    w.sender()
+        .send(Write::Metrics(
+            (1..=30)
+                .map(|step| MetricRow {
+                    run_pk: c.run_pk,
+                    step,
+                    layer: -1,
+                    name: name.clone(),
+                    value: step as f64,
+                })
+                .collect(),
+        ))
+        .unwrap();
+    w.sender()
+        .send(Write::Checkpoint {
+            run_pk: c.run_pk,
+            kind: "last".into(),
+            step: 20,
+            path: ckpt.display().to_string(),
+            metric: None,
+            value: None,
+        })
+        .unwrap();
+    w.finish().unwrap();
+    std::fs::write(ckpt.join(crate::train::checkpoint::TRAINER_STATE), "{}").unwrap();
+    store
+        .finish_run(c.run_pk, "failed", Some(30), Some("boom"))
+        .unwrap();
+    assert!(store
+        .claim_next("s", &worker_id(), "cpu", Some(&only))
+        .unwrap()
+        .is_none());
+    assert_eq!(store.requeue("s", &["failed", "diverged"]).unwrap(), 1);
+    let r = store
+        .claim_next("s", &worker_id(), "cpu", Some(&only))
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.resume, Some((20, ckpt)));
+    assert_eq!(count(&store, "SELECT max(step) FROM metrics"), 20);
+    assert_eq!(count(&store, "SELECT count(*) FROM metrics"), 20);
+    // Done: the resumable checkpoint row goes.
+    store.finish_run(r.run_pk, "done", Some(30), None).unwrap();
+    assert_eq!(count(&store, "SELECT count(*) FROM checkpoints"), 0);
+}

@@ -5,6 +5,7 @@
 //! update are recorded at step `k` (1..=total); evaluations and checkpoints at the step they follow
 //! (0 = the initial model).
 
+pub mod checkpoint;
 pub mod loss;
 pub mod optim;
 
@@ -30,6 +31,8 @@ pub enum Event {
         skipped_lines: usize,
         total_steps: i64,
         tokens_cached: bool,
+        /// The checkpoint step this run continues from.
+        resumed_from: Option<i64>,
     },
     /// Scalar values at steps: (step, metric, value).
     Metrics(Vec<(i64, String, f64)>),
@@ -76,6 +79,16 @@ pub struct Job<'a> {
     pub events: Sender<Event>,
     /// Set to stop after the current step.
     pub cancel: &'a AtomicBool,
+    /// Continue from this `last-*` checkpoint (see [`checkpoint`]) instead of starting afresh.
+    pub resume: Option<&'a Path>,
+}
+
+/// A checkpoint that cannot be resumed from (missing or damaged files): the run should start over.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resume from {dir}: {reason:#}")]
+pub struct ResumeError {
+    pub dir: PathBuf,
+    pub reason: anyhow::Error,
 }
 
 /// Step metrics held on the device between host copies (one copy every `FLUSH_EVERY` steps).
@@ -105,8 +118,40 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
     let cfg = job.config;
     let device = job.device;
     let max_len = cfg.train.max_len as usize;
-    let model = LoadedModel::from_run_config(&cfg.model, job.sweep_file, cfg.seed, device)
-        .context("loading the model")?;
+    let resume_err = |dir: &Path, reason: anyhow::Error| ResumeError {
+        dir: dir.into(),
+        reason,
+    };
+    let (model, resumed) = match job.resume {
+        Some(dir) => {
+            let (state, m, v) = checkpoint::load_last(dir).map_err(|e| resume_err(dir, e))?;
+            if state.seed != cfg.seed {
+                return Err(resume_err(
+                    dir,
+                    anyhow!("it was saved by a run with seed {}", state.seed),
+                )
+                .into());
+            }
+            let model = LoadedModel::load(
+                dir,
+                crate::model::Init::Pretrained { seed: cfg.seed },
+                &Default::default(),
+                device,
+            )
+            .map_err(|e| resume_err(dir, e.into()))?;
+            // Tokenizer files are copied from the model's source at every save; the source is
+            // the run's own model directory, not a checkpoint that will be cleaned up.
+            let mut model = model;
+            model.source = crate::model::resolve_model_dir(&cfg.model, job.sweep_file)
+                .context("the run's model directory")?;
+            (model, Some((state, m, v)))
+        }
+        None => (
+            LoadedModel::from_run_config(&cfg.model, job.sweep_file, cfg.seed, device)
+                .context("loading the model")?,
+            None,
+        ),
+    };
     model.check_max_len(max_len)?;
     let pooling: Pooling = cfg.model.pooling.parse().map_err(|e: String| anyhow!(e))?;
     let pooler = Pooler {
@@ -185,12 +230,29 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         .filter(|(_, t)| t.requires_grad())
         .collect();
     let mut opt = optim::FlatAdamW::new(named, cfg.train.weight_decay, 0.9, 0.999, 1e-8);
+    let start = resumed.as_ref().map_or(1, |(s, _, _)| s.step + 1);
     let autocast = match (device, cfg.train.precision.as_str()) {
         (Device::Cuda(_), "bf16") => Some(Kind::BFloat16),
         (Device::Cuda(_), "fp16") => Some(Kind::Half),
         _ => None,
     };
     let mut scaler = LossScaler::new(autocast == Some(Kind::Half));
+    if let (Some((state, m, v)), Some(dir)) = (&resumed, job.resume) {
+        if state.total_steps != total {
+            return Err(resume_err(
+                dir,
+                anyhow!(
+                    "it was saved by a run of {} steps, this one has {total}",
+                    state.total_steps
+                ),
+            )
+            .into());
+        }
+        opt.load_state(&m.to_device(device), &v.to_device(device), state.adam_step)
+            .map_err(|e| resume_err(dir, e))?;
+        scaler.scale = state.loss_scale;
+        scaler.clean = state.clean_steps;
+    }
 
     send(
         &job.events,
@@ -201,6 +263,7 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
             skipped_lines: corpus.skipped(),
             total_steps: total,
             tokens_cached,
+            resumed_from: (start > 1).then_some(start - 1),
         },
     )?;
     if autocast.is_none() && cfg.train.precision != "fp32" {
@@ -231,37 +294,73 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         )?;
     }
 
-    let best_dir = job.out_dir.join("best");
-    let mut best: Option<(i64, f64)> = None;
-    let evaluate_dev =
-        |model: &LoadedModel, step: i64, best: &mut Option<(i64, f64)>| -> Result<()> {
-            let scores =
-                embed_scores(model, &pooler, &sts, &dev_task, eval_len, eval_bs, autocast)?;
-            let v = scores.get(Task::StsbDev).unwrap_or(f64::NAN);
+    let out_dir = job.out_dir;
+    let mut best: Option<(i64, f64)> = resumed.as_ref().and_then(|(s, _, _)| s.best);
+    let mut keeper = checkpoint::Keeper::new(resumed.as_ref().map(|(s, _, _)| s));
+    let best_event = |step: i64, path: PathBuf, v: f64| {
+        send(
+            &job.events,
+            Event::Checkpoint {
+                kind: "best",
+                step,
+                path,
+                metric: Some("stsb_dev".into()),
+                value: Some(v),
+            },
+        )
+    };
+    let evaluate_dev = |model: &LoadedModel,
+                        step: i64,
+                        best: &mut Option<(i64, f64)>,
+                        keeper: &mut checkpoint::Keeper|
+     -> Result<()> {
+        let scores = embed_scores(model, &pooler, &sts, &dev_task, eval_len, eval_bs, autocast)?;
+        let v = scores.get(Task::StsbDev).unwrap_or(f64::NAN);
+        send(
+            &job.events,
+            Event::Metrics(vec![(step, "stsb_dev".into(), v)]),
+        )?;
+        if best.is_none_or(|(_, b)| v > b) {
+            let dir = checkpoint::best_dir(out_dir, step);
+            model
+                .save_pretrained(&dir)
+                .context("saving the best checkpoint")?;
+            *best = Some((step, v));
+            keeper.saved_best(step);
+            keeper.collect(out_dir);
+            best_event(step, dir, v)?;
+        }
+        Ok(())
+    };
+    match (&resumed, job.resume) {
+        (Some((state, _, _)), Some(dir)) => {
+            // Directories written after the checkpoint (a later best, a newer `last-*` whose row
+            // never reached the database) belong to the lost attempt.
+            keeper.collect(out_dir);
+            if let Some((b, v)) = state.best {
+                let bd = checkpoint::best_dir(out_dir, b);
+                if !bd.join("config.json").is_file() {
+                    return Err(resume_err(
+                        dir,
+                        anyhow!("its best model {} is missing", bd.display()),
+                    )
+                    .into());
+                }
+                best_event(b, bd, v)?;
+            }
             send(
                 &job.events,
-                Event::Metrics(vec![(step, "stsb_dev".into(), v)]),
+                Event::Note {
+                    kind: "resumed",
+                    message: format!("resumed from step {} ({})", state.step, dir.display()),
+                },
             )?;
-            if best.is_none_or(|(_, b)| v > b) {
-                model
-                    .save_pretrained(&best_dir)
-                    .context("saving the best checkpoint")?;
-                *best = Some((step, v));
-                send(
-                    &job.events,
-                    Event::Checkpoint {
-                        kind: "best",
-                        step,
-                        path: best_dir.clone(),
-                        metric: Some("stsb_dev".into()),
-                        value: Some(v),
-                    },
-                )?;
+        }
+        _ => {
+            if cfg.eval.every > 0 {
+                evaluate_dev(&model, 0, &mut best, &mut keeper)?;
             }
-            Ok(())
-        };
-    if cfg.eval.every > 0 {
-        evaluate_dev(&model, 0, &mut best)?;
+        }
     }
 
     // Probes: a fixed probe set, built once; step 0, every `probe.every` steps, the last step.
@@ -287,10 +386,45 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         out.push((step, -1, "probe_seconds".into(), secs));
         send(&job.events, Event::LayerMetrics(out))
     };
-    run_probe(&model, 0)?;
+    if resumed.is_none() {
+        run_probe(&model, 0)?;
+    }
+    let save_last = |model: &LoadedModel,
+                     opt: &optim::FlatAdamW,
+                     scaler: &LossScaler,
+                     best: Option<(i64, f64)>,
+                     keeper: &mut checkpoint::Keeper,
+                     step: i64|
+     -> Result<()> {
+        let dir = checkpoint::last_dir(out_dir, step);
+        let (m, v, adam_step) = opt.state();
+        let state = checkpoint::TrainerState {
+            format: 1,
+            step,
+            total_steps: total,
+            seed: cfg.seed,
+            best,
+            loss_scale: scaler.scale,
+            clean_steps: scaler.clean,
+            adam_step,
+        };
+        checkpoint::save_last(model, &dir, &state, m, v)?;
+        keeper.saved_last(step);
+        keeper.collect(out_dir);
+        send(
+            &job.events,
+            Event::Checkpoint {
+                kind: "last",
+                step,
+                path: dir,
+                metric: None,
+                value: None,
+            },
+        )
+    };
 
     let mut pending: Vec<Tensor> = Vec::new();
-    let mut pending_from = 1i64;
+    let mut pending_from = start;
     let mut window_tokens = 0usize;
     let mut window_start = Instant::now();
     let mut epoch = -1i64;
@@ -298,7 +432,10 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
     let per = tokens.per_example;
     let pad = model.config.pad_id();
     let mut outcome = None;
-    for step in 1..=total {
+    for step in start..=total {
+        // Dropout draws restart from the run's seed and the step, so a resumed run continues
+        // exactly as one never stopped (with one run per process; see docs).
+        tch::manual_seed(checkpoint::step_seed(cfg.seed, step));
         let e = (step - 1) / steps_per_epoch;
         if e != epoch {
             epoch = e;
@@ -367,14 +504,13 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         }
         pending.push(Tensor::stack(&row, 0));
 
-        if cfg.train.checkpoint_every > 0 && step % cfg.train.checkpoint_every == 0 && step < total
-        {
-            save_last(&model, &job, step)?;
-        }
+        let checkpoint_now = cfg.train.checkpoint_every > 0
+            && step % cfg.train.checkpoint_every == 0
+            && step < total;
         let cancelled = job.cancel.load(Ordering::Relaxed);
         let eval_now = cfg.eval.every > 0 && step % cfg.eval.every == 0 || step == total;
         let probe_now = cfg.probe.every > 0 && step % cfg.probe.every == 0 || step == total;
-        if step % FLUSH_EVERY == 0 || eval_now || probe_now || cancelled {
+        if step % FLUSH_EVERY == 0 || eval_now || probe_now || cancelled || checkpoint_now {
             // One host copy for the window's metrics; this is also where a divergence is seen.
             let host = Vec::<f64>::try_from(
                 Tensor::stack(&pending, 0)
@@ -425,23 +561,34 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
                 return Ok(o);
             }
             if eval_now {
-                evaluate_dev(&model, step, &mut best)?;
+                evaluate_dev(&model, step, &mut best, &mut keeper)?;
                 window_start = Instant::now();
             }
             if probe_now {
                 run_probe(&model, step)?;
                 window_start = Instant::now();
             }
-            if cancelled {
-                save_last(&model, &job, step)?;
+            // After this step's metrics, evaluation and probe were sent: a run resumed from
+            // here replaces exactly the steps after it.
+            if checkpoint_now || (cancelled && step < total) {
+                save_last(&model, &opt, &scaler, best, &mut keeper, step)?;
+                window_start = Instant::now();
+            }
+            if cancelled && step < total {
                 return Ok(Outcome::Cancelled { step });
             }
         }
     }
 
+    // The best model becomes `best/`; the resumable checkpoints go.
+    let best_path = keeper.finish(out_dir)?;
+    if let (Some(path), Some((b, v))) = (&best_path, best) {
+        best_event(b, path.clone(), v)?;
+    }
     // Final evaluation of the best checkpoint on the configured tasks.
     if !final_tasks.is_empty() {
         let (best_step, _) = best.ok_or_else(|| anyhow!("no checkpoint was evaluated"))?;
+        let best_dir = best_path.expect("a best model");
         let best_model = LoadedModel::load(
             &best_dir,
             crate::model::Init::Pretrained { seed: cfg.seed },
@@ -470,24 +617,6 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         send(&job.events, Event::Metrics(rows))?;
     }
     Ok(Outcome::Done { steps: total })
-}
-
-/// Save the model as the run's `last` checkpoint and report it.
-fn save_last(model: &LoadedModel, job: &Job<'_>, step: i64) -> Result<()> {
-    let last = job.out_dir.join("last");
-    model
-        .save_pretrained(&last)
-        .with_context(|| format!("saving the checkpoint at step {step}"))?;
-    send(
-        &job.events,
-        Event::Checkpoint {
-            kind: "last",
-            step,
-            path: last,
-            metric: None,
-            value: None,
-        },
-    )
 }
 
 /// Evaluate `tasks` with the model's sentence embeddings (eval mode, no truncation below the model's

@@ -89,6 +89,30 @@ impl FlatAdamW {
         self.numels.iter().sum()
     }
 
+    /// The moments and the update count, for a resumable checkpoint.
+    pub fn state(&self) -> (&Tensor, &Tensor, i64) {
+        (&self.m, &self.v, self.step)
+    }
+
+    /// Restore what [`FlatAdamW::state`] gave (the same parameters, in the same sorted order).
+    pub fn load_state(&mut self, m: &Tensor, v: &Tensor, step: i64) -> anyhow::Result<()> {
+        for (name, t) in [("m", m), ("v", v)] {
+            if t.size() != self.m.size() {
+                anyhow::bail!(
+                    "optimizer state `{name}` has shape {:?}, the model needs [{}]",
+                    t.size(),
+                    self.numel()
+                );
+            }
+        }
+        tch::no_grad(|| {
+            self.m.copy_(m);
+            self.v.copy_(v);
+        });
+        self.step = step;
+        Ok(())
+    }
+
     /// All gradients as one flat tensor (zeros where a parameter got none).
     pub fn flat_grad(&self) -> Tensor {
         let parts: Vec<Tensor> = self

@@ -168,10 +168,6 @@ fn submission_claims_confirms_and_releases_runs() {
     // --retry-failed puts it back.
     assert_eq!(main.requeue("s", &["failed", "diverged"]).unwrap(), 1);
     assert_eq!(status_of(&main, &sw.runs[0].id).0, "pending");
-    assert_eq!(
-        count(&main, "SELECT count(*) FROM events WHERE kind = 'requeued' AND message LIKE 'was failed: slurm job 7_0 TIMEOUT'"),
-        1
-    );
 }
 
 #[test]
@@ -180,7 +176,7 @@ fn a_submission_whose_process_died_gives_its_runs_back() {
     let mut main = Store::open(&dir.path().join("r.db")).unwrap();
     main.plan(&sweep()).unwrap();
     // A pid that does not exist on this host.
-    let claimer = format!("{SUBMITTING_WORKER}{}:{}", host(), u32::MAX - 1);
+    let claimer = format!("{SUBMITTING_WORKER}{}:{}:1", host(), u32::MAX - 1);
     assert_eq!(main.claim_for_submission("s", &claimer).unwrap().len(), 3);
     let mine = Store::submitting_worker();
     main.conn
