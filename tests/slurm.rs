@@ -761,8 +761,140 @@ fn a_sweep_runs_as_a_slurm_job_array_and_failed_runs_are_retried() {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(ok, "ok");
+    drop(c);
     eprintln!(
         "slurm: sweep, local comparison and retry in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+
+    // Interrupted and resumed: scancel a task once its run has a resumable checkpoint; the run is
+    // cancelled, and the next submission continues from the checkpoint, each step's rows once.
+    let resume = work.join("resume.toml");
+    std::fs::write(
+        &resume,
+        r#"
+[sweep]
+name = "resume"
+[base]
+model.path = "micro-bert"
+model.init = "random"
+data.train = ["wiki1m_for_simcse.head.txt"]
+data.max_examples = 3000
+train.batch_size = 8
+train.steps = 300
+train.checkpoint_every = 10
+eval.every = 0
+eval.tasks = []
+probe.every = 0
+probe.size = 100
+"#,
+    )
+    .unwrap();
+    let r = resume.display().to_string();
+    let out = run(&["run", &r, "--executor", "slurm"]);
+    let o = text(&out);
+    assert!(out.status.success(), "{o}");
+    let job: String = o
+        .split("submitted Slurm job ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    let run_id: String = Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT run_id FROM runs JOIN sweeps USING (sweep_id) WHERE name = 'resume'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let shard = work.join(format!("results/shards/resume/{run_id}.db"));
+    let waited = Instant::now();
+    let checkpointed = loop {
+        let last = Connection::open_with_flags(&shard, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .ok()
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT max(step) FROM checkpoints WHERE kind = 'last'",
+                    [],
+                    |r| r.get::<_, Option<i64>>(0),
+                )
+                .ok()
+            })
+            .flatten();
+        if let Some(step) = last {
+            break step;
+        }
+        assert!(
+            waited.elapsed().as_secs() < 120,
+            "no checkpoint in {}",
+            shard.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    eprintln!("{}", cluster.cmd("scancel", &[&job]));
+    let waited = Instant::now();
+    let (status, step) = loop {
+        let out = run(&["merge", "resume"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let (status, step): (String, Option<i64>) = Connection::open(&db)
+            .unwrap()
+            .query_row(
+                "SELECT status, step FROM runs WHERE run_id = ?1",
+                [&run_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        if status != "running" {
+            break (status, step);
+        }
+        assert!(waited.elapsed().as_secs() < 120, "the task did not stop");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    eprintln!("slurm: cancelled at step {step:?} (checkpoint at {checkpointed} or later)");
+    assert_eq!(status, "cancelled", "{step:?}");
+    let stopped = step.unwrap();
+    assert!(stopped >= checkpointed && stopped < 300, "{stopped}");
+    let out = run(&["run", &r, "--executor", "slurm", "--wait", "--poll", "0.5"]);
+    let o = text(&out);
+    eprintln!("{o}");
+    assert_eq!(out.status.code(), Some(0), "{o}");
+    let c = Connection::open(&db).unwrap();
+    let resumed: String = c
+        .query_row(
+            "SELECT message FROM events e JOIN runs r USING (run_pk) WHERE r.run_id = ?1 AND e.kind = 'resumed'",
+            [&run_id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(resumed.starts_with("resumed from step "), "{resumed}");
+    let from: i64 = resumed["resumed from step ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(from >= checkpointed && from <= stopped, "{from}");
+    let q = format!("SELECT count(*), count(DISTINCT step), min(step), max(step) FROM metric_values WHERE run_id = '{run_id}' AND metric = 'loss'");
+    let loss: (i64, i64, i64, i64) = c
+        .query_row(&q, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap();
+    assert_eq!(loss, (300, 300, 1, 300));
+    assert_eq!(
+        count(
+            &c,
+            &format!("SELECT attempts FROM runs WHERE run_id = '{run_id}'")
+        ),
+        2
+    );
+    let ok: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    eprintln!(
+        "slurm: interrupted and resumed, all done in {:.1} s",
         t0.elapsed().as_secs_f64()
     );
 }
