@@ -9,6 +9,7 @@ pub mod data;
 pub mod eval;
 pub mod exec;
 pub mod model;
+pub mod plot;
 pub mod probe;
 pub mod runtime;
 pub mod spec;
