@@ -291,7 +291,16 @@ fn group_color(g: &Groups, grp: &Group) -> super::figure::Rgb {
 }
 
 /// Mean over runs at each x, and the min–max band when two or more runs have data there.
-fn aggregate(runs: &[Vec<(i64, f64)>]) -> (Vec<(f64, f64)>, Vec<(f64, f64, f64)>) {
+/// A line and its band: (x, y) and (x, low, high).
+type LineAndBand = (Vec<(f64, f64)>, Vec<(f64, f64, f64)>);
+
+/// Reads one run's profile (spectrum or per-layer values) at a step.
+type ProfileReader<'a> = &'a dyn Fn(&Run, i64) -> Result<Vec<(i64, f64)>>;
+
+/// Per series (facet, colour, style), per x (its bits): x and the seeds' scores.
+type FinalPoints = BTreeMap<(usize, usize, usize), BTreeMap<u64, (f64, Vec<f64>)>>;
+
+fn aggregate(runs: &[Vec<(i64, f64)>]) -> LineAndBand {
     let with_data = runs.iter().filter(|r| !r.is_empty()).count();
     if with_data == 1 {
         let r = runs.iter().find(|r| !r.is_empty()).expect("one");
@@ -483,8 +492,7 @@ fn final_values(
         }
     };
     // Series: (facet, colour, style) → x → seed scores.
-    let mut series: BTreeMap<(usize, usize, usize), BTreeMap<u64, (f64, Vec<f64>)>> =
-        BTreeMap::new();
+    let mut series: FinalPoints = BTreeMap::new();
     let mut any_bar = false;
     for grp in &g.groups {
         let x = pos_of(&sweep.runs[grp.runs[0]].display(&x_key));
@@ -723,7 +731,7 @@ fn profile_chart(
     sweep: &SweepData,
     req: &Request,
     steps: &[i64],
-    read: &dyn Fn(&Run, i64) -> Result<Vec<(i64, f64)>>,
+    read: ProfileReader,
     x_label: &str,
     y_label: &str,
     log_default: bool,
@@ -1024,4 +1032,178 @@ fn gradients(conn: &Connection, sweep: &SweepData, req: &Request) -> Result<Figu
         panels,
         note: smooth_note(req.smooth),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plot::synthetic::{self, Synthetic};
+
+    fn db(layers: usize) -> (tempfile::TempDir, crate::store::Store, SweepData) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let mut spec = Synthetic::small("s");
+        spec.steps = 40;
+        spec.eval_every = 10;
+        spec.probe_every = 20;
+        spec.layers = layers;
+        synthetic::write(&path, &spec).unwrap();
+        let store = crate::store::Store::open_readonly(&path).unwrap();
+        let data = SweepData::load(&store.conn, "s").unwrap();
+        (dir, store, data)
+    }
+
+    fn labels(f: &Figure) -> Vec<String> {
+        f.legend.iter().map(|e| e.label().to_string()).collect()
+    }
+
+    #[test]
+    fn curves_group_seeds_into_a_mean_and_a_band() {
+        let (_d, store, data) = db(0);
+        let mut req = Request::new(Kind::Curves);
+        req.metric = Some("loss".into());
+        let f = figure(&store.conn, &data, &req).unwrap();
+        // 8 runs = 4 configurations × 2 seeds: 4 lines, each with a band, in one panel.
+        assert_eq!(f.panels.len(), 1);
+        let s = &f.panels[0].series;
+        assert_eq!(s.len(), 4);
+        assert!(s.iter().all(|s| s.band.len() == 40 && s.points.len() == 40));
+        assert!(s.iter().all(|s| s.band.iter().all(|b| b.1 <= b.2)));
+        assert_eq!(
+            labels(&f),
+            [
+                "train.temperature=0.05",
+                "train.temperature=0.5",
+                "model.pooling=avg",
+                "model.pooling=cls",
+                "min–max over seeds"
+            ]
+        );
+        // Colour by temperature, line style by pooler.
+        let avg005 = s
+            .iter()
+            .find(|s| s.name == "train.temperature=0.05, model.pooling=avg")
+            .unwrap();
+        let cls05 = s
+            .iter()
+            .find(|s| s.name == "train.temperature=0.5, model.pooling=cls")
+            .unwrap();
+        assert_eq!((avg005.dash, cls05.dash), (0, 1));
+        assert_ne!(avg005.color, cls05.color);
+        // The mean lies inside its band.
+        for (p, b) in avg005.points.iter().zip(&avg005.band) {
+            assert!(b.1 <= p.1 && p.1 <= b.2);
+        }
+    }
+
+    #[test]
+    fn facets_share_the_y_axis_and_seed_as_colour_splits_the_groups() {
+        let (_d, store, data) = db(0);
+        let mut req = Request::new(Kind::Curves);
+        req.metric = Some("stsb_dev".into());
+        req.color_by = Some("seed".into());
+        req.facet_by = Some("model.pooling".into());
+        let f = figure(&store.conn, &data, &req).unwrap();
+        assert_eq!(f.panels.len(), 2);
+        assert_eq!(f.panels[0].title.as_deref(), Some("model.pooling=avg"));
+        assert_eq!(f.panels[0].y, f.panels[1].y);
+        // Seeds are not averaged when they are a dimension: 2 temperatures × 2 seeds per panel.
+        assert_eq!(f.panels[0].series.len(), 4);
+        assert!(f.panels[0].series.iter().all(|s| s.band.is_empty()));
+        assert!(labels(&f).contains(&"seed=1".to_string()));
+        // Few points: markers.
+        assert!(f.panels[0].series.iter().all(|s| s.markers == Markers::All));
+    }
+
+    #[test]
+    fn final_values_put_a_key_on_x_with_seed_error_bars() {
+        let (_d, store, data) = db(0);
+        let req = Request::new(Kind::Final);
+        let f = figure(&store.conn, &data, &req).unwrap();
+        let p = &f.panels[0];
+        assert_eq!(p.x_label, "train.temperature");
+        assert_eq!(p.y_label, "best stsb_dev");
+        assert!(p.x.log, "0.05 and 0.5 span a factor of 10");
+        assert_eq!(p.series.len(), 2);
+        assert_eq!(p.series[0].name, "model.pooling=avg");
+        assert_eq!(p.series[0].points.len(), 2);
+        assert_eq!(p.series[0].error_bars.len(), 2);
+        // A text key on x is categorical.
+        let mut req = Request::new(Kind::Final);
+        req.x_key = Some("model.pooling".into());
+        req.mode = Mode::Final;
+        let f = figure(&store.conn, &data, &req).unwrap();
+        assert_eq!(
+            f.panels[0].x.categories.as_deref(),
+            Some(&["avg".to_string(), "cls".to_string()][..])
+        );
+        assert_eq!(f.panels[0].series[0].name, "train.temperature=0.05");
+        // x and colour may not be the same key.
+        let mut req = Request::new(Kind::Final);
+        req.x_key = Some("model.pooling".into());
+        req.color_by = Some("model.pooling".into());
+        assert!(figure(&store.conn, &data, &req).is_err());
+    }
+
+    #[test]
+    fn geometry_charts_have_their_axes() {
+        let (_d, store, data) = db(3);
+        let f = figure(&store.conn, &data, &Request::new(Kind::AlignUniform)).unwrap();
+        assert!(f.panels[0]
+            .series
+            .iter()
+            .all(|s| s.trajectory && s.points.len() == 3));
+        assert!(labels(&f).contains(&"step 0".to_string()));
+        assert!(labels(&f).contains(&"step 40".to_string()));
+        let f = figure(&store.conn, &data, &Request::new(Kind::Spectrum)).unwrap();
+        assert_eq!(f.panels.len(), 2, "first and last probed step");
+        assert_eq!(f.panels[1].title.as_deref(), Some("step=40"));
+        assert!(f.panels[0].y.log);
+        assert_eq!(f.panels[0].series[0].points.len(), 16);
+        let mut req = Request::new(Kind::Spectrum);
+        req.steps = vec![20];
+        req.log_y = Some(false);
+        let f = figure(&store.conn, &data, &req).unwrap();
+        assert_eq!(f.panels.len(), 1);
+        assert!(!f.panels[0].y.log);
+        req.steps = vec![7];
+        let e = figure(&store.conn, &data, &req).unwrap_err().to_string();
+        assert!(
+            e.contains("not recorded at step 7; recorded at steps 0, 20, 40"),
+            "{e}"
+        );
+        let f = figure(&store.conn, &data, &Request::new(Kind::Layers)).unwrap();
+        assert_eq!(f.panels[0].series[0].points.len(), 3, "layers 0, 1, 2");
+        assert!(
+            f.title.contains("token_anisotropy by layer at step 40"),
+            "{}",
+            f.title
+        );
+        let f = figure(&store.conn, &data, &Request::new(Kind::Gradients)).unwrap();
+        assert_eq!(f.panels.len(), 4);
+        assert_eq!(f.cols, 2);
+        let titles: Vec<_> = f.panels.iter().map(|p| p.title.clone().unwrap()).collect();
+        assert_eq!(titles, GRADIENT_COMPONENTS);
+    }
+
+    #[test]
+    fn bad_requests_are_bad_input() {
+        let (_d, store, data) = db(0);
+        let bad = |req: &Request| {
+            let e = figure(&store.conn, &data, req).unwrap_err();
+            assert!(e.downcast_ref::<BadInput>().is_some(), "{e}");
+            e.to_string()
+        };
+        let mut req = Request::new(Kind::Layers);
+        assert!(bad(&req).starts_with("probe.layers was not set for this sweep"));
+        req = Request::new(Kind::Curves);
+        req.color_by = Some("train.lr".into());
+        assert!(bad(&req).contains("`train.lr` is not a swept key of sweep `s` (swept keys: train.temperature, model.pooling; or `seed`)"));
+        req = Request::new(Kind::Spectrum);
+        req.metric = Some("loss".into());
+        assert!(bad(&req).contains("--metric does not apply to --kind spectrum"));
+        req = Request::new(Kind::Final);
+        req.smooth = 5;
+        assert!(bad(&req).contains("--smooth applies to"));
+    }
 }

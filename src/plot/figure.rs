@@ -29,6 +29,7 @@ pub fn palette(i: usize, n: usize) -> Rgb {
         return OKABE_ITO[i % OKABE_ITO.len()];
     }
     // cividis at 0, 1/8, …, 1 (matplotlib's table), interpolated linearly.
+    #[allow(clippy::approx_constant)]
     const CIVIDIS: [(f64, f64, f64); 9] = [
         (0.0000, 0.1262, 0.3015),
         (0.0853, 0.2069, 0.4342),

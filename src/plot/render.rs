@@ -548,16 +548,15 @@ fn draw_legend<DB: DrawingBackend>(
                 dash,
                 marker,
             } => {
-                let pts = vec![(x0 as f64, y as f64), ((x0 + sw) as f64, y as f64)];
                 let c = color(*c);
                 let style = c.stroke_width(sty.pxu(2.0));
                 let (d, g) = dash_style(*dash);
-                let line: Vec<(i32, i32)> = pts.iter().map(|p| (p.0 as i32, p.1 as i32)).collect();
+                let line = vec![(x0, y), (x0 + sw, y)];
                 if d == 0 {
                     area.draw(&PathElement::new(line, style)).map_err(de)?;
                 } else {
                     area.draw(&DashedPathElement::new(
-                        line.into_iter(),
+                        line,
                         sty.pxu(d as f64),
                         sty.pxu(g as f64),
                         style,
