@@ -284,6 +284,35 @@ fn bad_requests_exit_2_with_a_clear_message() {
     assert_eq!(r.status.code(), Some(2));
 }
 
+#[test]
+fn plot_and_report_have_help() {
+    for args in [
+        &["plot", "--help"][..],
+        &["report", "--help"],
+        &["bench", "plot", "--help"],
+    ] {
+        let out = bin().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let help = text(&out.stdout);
+        assert!(help.contains("Usage: simsweep"), "{args:?}");
+        if args[0] == "plot" {
+            for flag in [
+                "--kind",
+                "--metric",
+                "--color-by",
+                "--facet-by",
+                "--mode",
+                "--steps",
+                "--log-y",
+                "--smooth",
+                "--out",
+            ] {
+                assert!(help.contains(flag), "plot --help lacks {flag}");
+            }
+        }
+    }
+}
+
 /// What every report must hold, and must not: no scripts, no external resources.
 fn check_self_contained(html: &str) {
     for banned in [
