@@ -114,12 +114,14 @@ impl Axis {
         let mut out = Vec::new();
         for e in e0..=e1 {
             for m in 1..=9 {
-                // Labelled: powers of ten over several decades; 1, 2, 5 over about one; every
-                // mantissa within less.
+                // Labelled: powers of ten over several decades; 1, 2, 5 over about one; 1, 2, 3,
+                // 5 over half of one; every mantissa within less.
                 let major = if decades >= 2.5 {
                     m == 1 && (e - e0) % every == 0
                 } else if decades >= 0.8 {
                     matches!(m, 1 | 2 | 5)
+                } else if decades >= 0.35 {
+                    matches!(m, 1 | 2 | 3 | 5)
                 } else {
                     true
                 };
