@@ -468,7 +468,11 @@ fn execute(
                         sh.progress.line(&format!(
                             "{label} step {step_now}/{total_steps}{}{}{}{}",
                             show("loss"),
-                            show("stsb_dev"),
+                            if evaluated {
+                                show("stsb_dev")
+                            } else {
+                                String::new()
+                            },
                             show("pos_cos"),
                             last.get("tokens_per_s")
                                 .map_or(String::new(), |v| format!(" {:.0} tok/s", v.1))
