@@ -539,3 +539,141 @@ impl std::io::Write for CountingSink {
         Ok(())
     }
 }
+
+/// Target of the chart benchmark: a learning-curve chart, and the best value of every run, each
+/// in under 1 s on the 200-run × 30-metric × 2,000-step database (12 M rows).
+pub const PLOT_TARGET_S: f64 = 1.0;
+
+/// Chart speed on a synthetic database of 200 runs × 30 step metrics × 2,000 steps (12 M rows,
+/// [`crate::plot::synthetic::Synthetic::bench`]): prints the time to read the sweep, build a
+/// learning-curve figure (200 series of 2,000 points), render it to PNG and to SVG, and compute
+/// every run's best `stsb_dev` and `loss`; then the wall time of the whole `simsweep plot`
+/// command, next to the process start-up alone (`simsweep --version`: loading libtorch).
+/// `out`: keep the database there (reused when it already holds the sweep).
+pub fn plot(out: Option<&Path>) -> Result<()> {
+    use crate::plot::{self, charts, data, synthetic, Kind, Mode, Request};
+    let tmp;
+    let db = match out {
+        Some(p) => p.to_path_buf(),
+        None => {
+            tmp = TempDir::new()?;
+            tmp.0.join("bench-plot.db")
+        }
+    };
+    let spec = synthetic::Synthetic::bench();
+    let exists = db.is_file()
+        && Store::open_readonly(&db)
+            .ok()
+            .and_then(|s| data::SweepData::load(&s.conn, &spec.name).ok())
+            .is_some_and(|d| d.runs.len() == 200);
+    if !exists {
+        let start = Instant::now();
+        synthetic::write(&db, &spec)?;
+        println!(
+            "chart benchmark: built {} in {:.1} s",
+            db.display(),
+            start.elapsed().as_secs_f64()
+        );
+    }
+    let store = Store::open_readonly(&db)?;
+    let rows: i64 = store
+        .conn
+        .query_row("SELECT count(*) FROM metrics", [], |r| r.get(0))?;
+    println!(
+        "chart benchmark: {} ({rows} metric rows, {:.0} MiB)",
+        db.display(),
+        std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) as f64 / 1048576.0
+    );
+    let t = Instant::now();
+    let sweep = data::SweepData::load(&store.conn, &spec.name)?;
+    let t_load = t.elapsed().as_secs_f64();
+    let mut req = Request::new(Kind::Curves);
+    req.metric = Some("loss".into());
+    req.color_by = Some("train.temperature".into());
+    req.facet_by = Some("model.pooling".into());
+    let t = Instant::now();
+    let fig = charts::figure(&store.conn, &sweep, &req)?;
+    let t_fig = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let png = plot::render_bytes(&fig, None, plot::Format::Png)?;
+    let t_png = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let svg = plot::render_bytes(&fig, None, plot::Format::Svg)?;
+    let t_svg = t.elapsed().as_secs_f64();
+    let mut best = Vec::new();
+    for metric in ["stsb_dev", "loss"] {
+        let t = Instant::now();
+        let id = data::require_metric(&store.conn, &sweep, metric, data::Layers::Own)?;
+        let mut n = 0;
+        for r in &sweep.runs {
+            n += usize::from(data::run_score(&store.conn, r.pk, id, metric, Mode::Best)?.is_some());
+        }
+        best.push((metric, n, t.elapsed().as_secs_f64()));
+    }
+    let series = fig.panels.iter().map(|p| p.series.len()).sum::<usize>();
+    println!("  read the sweep (200 runs)           {t_load:.3} s");
+    println!("  curves figure: {series} seed-mean lines of 4 seeds, 2,000 steps each, read and aggregated  {t_fig:.3} s");
+    println!(
+        "  render PNG ({} KiB)                 {t_png:.3} s",
+        png.len() / 1024
+    );
+    println!(
+        "  render SVG ({} KiB)                 {t_svg:.3} s",
+        svg.len() / 1024
+    );
+    let chart_png = t_fig + t_png;
+    println!(
+        "  one learning-curve chart (read + PNG) {chart_png:.3} s ({} the {PLOT_TARGET_S} s target)",
+        if chart_png < PLOT_TARGET_S {
+            "within"
+        } else {
+            "OVER"
+        }
+    );
+    for (metric, n, secs) in &best {
+        println!(
+            "  best {metric} of {n} runs              {secs:.3} s ({} the {PLOT_TARGET_S} s target)",
+            if *secs < PLOT_TARGET_S {
+                "within"
+            } else {
+                "OVER"
+            }
+        );
+    }
+    // The whole command, as a user runs it.
+    let exe = std::env::current_exe()?;
+    let img = db.with_extension("curves.png");
+    let t = Instant::now();
+    let st = std::process::Command::new(&exe)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    let t_start = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let st2 = std::process::Command::new(&exe)
+        .args(["--db"])
+        .arg(&db)
+        .args([
+            "plot",
+            &spec.name,
+            "--kind",
+            "curves",
+            "--metric",
+            "loss",
+            "--color-by",
+            "train.temperature",
+            "--facet-by",
+            "model.pooling",
+            "-o",
+        ])
+        .arg(&img)
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    let t_cmd = t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&img);
+    if !st.success() || !st2.success() {
+        anyhow::bail!("the simsweep commands failed");
+    }
+    println!("  `simsweep plot … -o curves.png`, wall  {t_cmd:.3} s, of which process start-up (`simsweep --version`: libtorch's libraries load and initialise) {t_start:.3} s");
+    Ok(())
+}

@@ -279,6 +279,73 @@ pub enum Command {
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
+    /// Draw a chart of a sweep's results (SVG or PNG, from the -o extension): learning curves,
+    /// final/best values against a swept key, the alignment–uniformity plane, the singular value
+    /// spectrum, per-layer probe profiles or the gradient components. See docs/cli.md.
+    Plot {
+        /// The sweep's name.
+        sweep: String,
+        /// What to draw.
+        #[arg(long, value_enum)]
+        kind: crate::plot::Kind,
+        /// The metric (curves: default loss; final: stsb_dev; layers: token_anisotropy);
+        /// several, comma-separated, draw one chart each (in parallel).
+        #[arg(long, value_delimiter = ',')]
+        metric: Vec<String>,
+        /// Colour lines by this swept key, or `seed` (default: the first swept key).
+        #[arg(long)]
+        color_by: Option<String>,
+        /// Small multiples, one per value of this swept key (or `seed`), sharing their axes.
+        #[arg(long)]
+        facet_by: Option<String>,
+        /// final: the swept key on the x axis (default: the first one other than --color-by).
+        #[arg(long = "x")]
+        x_key: Option<String>,
+        /// final: each run's best value over its steps (max; min for loss, alignment,
+        /// uniformity) or its value at the last step.
+        #[arg(long, value_enum, default_value = "best")]
+        mode: crate::plot::Mode,
+        /// spectrum, layers: the steps to show, comma-separated (default: spectrum the first and
+        /// last probed step, layers the last).
+        #[arg(long, value_delimiter = ',')]
+        steps: Vec<i64>,
+        /// A log y axis (default for spectrum).
+        #[arg(long, conflicts_with = "linear_y")]
+        log_y: bool,
+        /// A linear y axis (e.g. for spectrum).
+        #[arg(long)]
+        linear_y: bool,
+        /// final: a log x axis (default when the values are positive and span ×10 or more).
+        #[arg(long, conflicts_with = "linear_x")]
+        log_x: bool,
+        /// final: a linear x axis.
+        #[arg(long)]
+        linear_x: bool,
+        /// Figure size WIDTHxHEIGHT in SVG units (PNG: twice as many pixels); default from the
+        /// number of panels.
+        #[arg(long, value_parser = parse_size)]
+        size: Option<(u32, u32)>,
+        /// curves, gradients: smooth each run with a centred moving average over N recorded
+        /// points (before the seed mean); 0: none.
+        #[arg(long, default_value_t = 0)]
+        smooth: usize,
+        /// Figure title (default: sweep — what is drawn).
+        #[arg(long)]
+        title: Option<String>,
+        /// Output file, .svg or .png; `{metric}` in the name is replaced by the metric
+        /// (default: <db folder>/<sweep>/plots/<kind>[-<metric>].svg).
+        #[arg(short = 'o', long = "out")]
+        out: Option<PathBuf>,
+    },
+    /// Write a self-contained HTML report of a sweep (inline SVG charts, no network): the sweep
+    /// file, the runs with their headline scores, best-per-key tables and the default charts.
+    Report {
+        /// The sweep's name.
+        sweep: String,
+        /// Output file (default: <db folder>/<sweep>/report.html).
+        #[arg(short = 'o', long = "out")]
+        out: Option<PathBuf>,
+    },
     /// Show what this build sees: versions, threads, CUDA devices.
     Info {
         /// Print JSON.
@@ -360,6 +427,13 @@ pub enum BenchCommand {
         steps: usize,
         /// The database (reused when it holds this benchmark's sweep of the same size; default: a
         /// file named after the size in the temp directory, kept for the next invocation).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Chart speed on a synthetic 200-run × 30-metric × 2,000-step database (12 M rows): a
+    /// learning-curve chart and every run's best value, each against a 1 s target.
+    Plot {
+        /// Keep the synthetic database here (reused when it exists; default: a temporary file).
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -570,6 +644,43 @@ pub fn main_with(cli: Cli) -> Result<i32> {
             };
             quiet_pipe(export(&cli.db, sweep, &q, select, out.as_deref()))
         }
+        Command::Plot {
+            ref sweep,
+            kind,
+            ref metric,
+            ref color_by,
+            ref facet_by,
+            ref x_key,
+            mode,
+            ref steps,
+            log_y,
+            linear_y,
+            log_x,
+            linear_x,
+            size,
+            smooth,
+            ref title,
+            ref out,
+        } => {
+            let flag = |on: bool, off: bool| match (on, off) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            };
+            let mut req = crate::plot::Request::new(kind);
+            req.color_by = color_by.clone();
+            req.facet_by = facet_by.clone();
+            req.x_key = x_key.clone();
+            req.mode = mode;
+            req.steps = steps.clone();
+            req.log_y = flag(log_y, linear_y);
+            req.log_x = flag(log_x, linear_x);
+            req.size = size;
+            req.title = title.clone();
+            req.smooth = smooth;
+            plot(&cli, sweep, req, metric, out.as_deref())
+        }
+        Command::Report { ref sweep, ref out } => report(&cli, sweep, out.as_deref()),
         Command::Info { json } => {
             let info = crate::runtime::info();
             if json {
@@ -618,6 +729,10 @@ pub fn main_with(cli: Cli) -> Result<i32> {
                 );
             }
             crate::bench::query(runs, metrics, steps, out.as_deref())?;
+            Ok(0)
+        }
+        Command::Bench(BenchCommand::Plot { ref out }) => {
+            crate::bench::plot(out.as_deref())?;
             Ok(0)
         }
         Command::Bench(BenchCommand::Probe {
@@ -1418,5 +1533,93 @@ fn plan(cli: &Cli, file: &std::path::Path, json: bool) -> Result<i32> {
         },
         cli.db.display()
     );
+    Ok(0)
+}
+
+fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X', '×'])
+        .ok_or_else(|| format!("`{s}`: expected WIDTHxHEIGHT, e.g. 900x600"))?;
+    let p = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (100..=10_000).contains(n))
+            .ok_or_else(|| {
+                format!("`{s}`: width and height must be whole numbers from 100 to 10000")
+            })
+    };
+    Ok((p(w)?, p(h)?))
+}
+
+/// `simsweep plot`: read, then render (several metrics in parallel), then write.
+fn plot(
+    cli: &Cli,
+    sweep: &str,
+    req: crate::plot::Request,
+    metrics: &[String],
+    out: Option<&std::path::Path>,
+) -> Result<i32> {
+    use crate::plot::{self, charts, data::SweepData, Format};
+    use rayon::prelude::*;
+    let metrics: Vec<Option<String>> = if metrics.is_empty() {
+        vec![None]
+    } else {
+        metrics.iter().map(|m| Some(m.trim().to_string())).collect()
+    };
+    let out = match out {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let name = match (&metrics[0], metrics.len()) {
+                (_, n) if n > 1 => format!("{}-{{metric}}.svg", req.kind.name()),
+                (Some(m), _) => format!("{}-{m}.svg", req.kind.name()),
+                (None, _) => match charts::default_metric(req.kind) {
+                    Some(m) => format!("{}-{m}.svg", req.kind.name()),
+                    None => format!("{}.svg", req.kind.name()),
+                },
+            };
+            plot::sweep_dir(&cli.db, sweep).join("plots").join(name)
+        }
+    };
+    let format = Format::from_path(&out)?;
+    let store = Store::open_readonly(&cli.db)?;
+    let data = SweepData::load(&store.conn, sweep)?;
+    let mut figures = Vec::new();
+    for m in &metrics {
+        let mut r = req.clone();
+        r.metric = m.clone();
+        let fig = charts::figure(&store.conn, &data, &r)?;
+        let path = plot::output_for_metric(
+            &out,
+            m.as_deref()
+                .or(charts::default_metric(req.kind))
+                .unwrap_or(req.kind.name()),
+            metrics.len() > 1,
+        );
+        figures.push((path, fig));
+    }
+    let rendered: Vec<(std::path::PathBuf, Vec<u8>)> = figures
+        .into_par_iter()
+        .map(|(path, fig)| Ok((path, plot::render_bytes(&fig, req.size, format)?)))
+        .collect::<Result<_>>()?;
+    for (path, bytes) in rendered {
+        plot::write_output(&path, &bytes)?;
+        println!("{}", path.display());
+    }
+    Ok(0)
+}
+
+/// `simsweep report`: the sweep's HTML report.
+fn report(cli: &Cli, sweep: &str, out: Option<&std::path::Path>) -> Result<i32> {
+    use crate::plot::{self, data::SweepData};
+    let out = match out {
+        Some(p) => p.to_path_buf(),
+        None => plot::sweep_dir(&cli.db, sweep).join("report.html"),
+    };
+    let store = Store::open_readonly(&cli.db)?;
+    let data = SweepData::load(&store.conn, sweep)?;
+    let html = plot::report::html(&store.conn, &data, &cli.db)?;
+    plot::write_output(&out, html.as_bytes())?;
+    println!("{}", out.display());
     Ok(0)
 }

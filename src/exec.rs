@@ -356,7 +356,7 @@ fn execute(
         let mut names: HashMap<String, Arc<str>> = HashMap::new();
         let mut last: HashMap<String, (i64, f64)> = HashMap::new();
         let mut total_steps = 1;
-        let mut bar = sh.progress.start_run(slot, label, 1);
+        let mut bar = None;
         let mut printed = -1i64;
         let mut eval_printed = -1i64;
         let mut probe_secs = 0.0f64;
@@ -402,11 +402,11 @@ fn execute(
                     resumed_from,
                 } => {
                     total_steps = t;
-                    bar = sh.progress.start_run(slot, label, t);
+                    let b = bar.insert(sh.progress.start_run(slot, label, t));
                     if let Some(k) = resumed_from {
                         step_now = k;
                         printed = k;
-                        bar.update(k, None, None);
+                        b.update(k, None, None);
                     }
                     sh.progress.line(&format!(
                         "{label} {device}: {parameters} parameters, {examples} examples ({skipped_lines} lines skipped{}), {t} steps",
@@ -436,11 +436,13 @@ fn execute(
                     let Some(step) = max_step else { continue };
                     step_now = step.min(total_steps);
                     let evaluated = last.get("stsb_dev").is_some_and(|(s, _)| *s == step);
-                    bar.update(
-                        step_now,
-                        last.get("loss").map(|v| v.1),
-                        evaluated.then(|| last["stsb_dev"].1),
-                    );
+                    if let Some(b) = bar.as_mut() {
+                        b.update(
+                            step_now,
+                            last.get("loss").map(|v| v.1),
+                            evaluated.then(|| last["stsb_dev"].1),
+                        );
+                    }
                     if beat.elapsed() >= Duration::from_secs(2) || step >= total_steps {
                         store.heartbeat(run_pk, step_now)?;
                         beat = Instant::now();
@@ -470,7 +472,11 @@ fn execute(
                         sh.progress.line(&format!(
                             "{label} step {step_now}/{total_steps}{}{}{}{}",
                             show("loss"),
-                            show("stsb_dev"),
+                            if evaluated {
+                                show("stsb_dev")
+                            } else {
+                                String::new()
+                            },
                             show("pos_cos"),
                             last.get("tokens_per_s")
                                 .map_or(String::new(), |v| format!(" {:.0} tok/s", v.1))

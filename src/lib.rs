@@ -9,6 +9,7 @@ pub mod data;
 pub mod eval;
 pub mod exec;
 pub mod model;
+pub mod plot;
 pub mod probe;
 pub mod progress;
 pub mod query;
