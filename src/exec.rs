@@ -238,42 +238,32 @@ fn slot_loop(sh: &Shared<'_>, slot: usize, device: Device) -> Result<()> {
         let out_dir = results.join(&claim.run_id);
         let cfg = RunConfig::from_flat(&claim.config)
             .context("the stored config does not match this simsweep's settings");
-        let mut result = cfg
-            .as_ref()
-            .map_err(|e| anyhow::anyhow!("{e:#}"))
-            .and_then(|cfg| {
-                execute(
-                    sh,
-                    &mut store,
-                    slot,
-                    cfg,
-                    claim.run_pk,
-                    &out_dir,
-                    device,
-                    &label,
-                    claim.resume.as_ref().map(|(_, d)| d.as_path()),
-                )
-            });
+        let attempt = |store: &mut Store, resume: Option<&Path>| {
+            let cfg = cfg.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            execute(
+                sh,
+                store,
+                slot,
+                cfg,
+                claim.run_pk,
+                &out_dir,
+                device,
+                &label,
+                resume,
+            )
+        };
+        let mut result = attempt(&mut store, claim.resume.as_ref().map(|(_, d)| d.as_path()));
         // A checkpoint that cannot be resumed (damaged, or from another version): start over.
-        if let (Err(e), Some((_, dir)), Ok(cfg)) = (&result, &claim.resume, &cfg) {
-            if let Some(re) = e.downcast_ref::<train::ResumeError>() {
-                let why = format!("{re}; starting over from step 0");
-                sh.progress.line(&format!("{label} {why}"));
-                sh.writer.flush()?;
-                store.restart_run(claim.run_pk, &why)?;
-                let _ = dir;
-                result = execute(
-                    sh,
-                    &mut store,
-                    slot,
-                    cfg,
-                    claim.run_pk,
-                    &out_dir,
-                    device,
-                    &label,
-                    None,
-                );
-            }
+        if let Some(re) = result
+            .as_ref()
+            .err()
+            .and_then(|e| e.downcast_ref::<train::ResumeError>())
+        {
+            let why = format!("{re}; starting over from step 0");
+            sh.progress.line(&format!("{label} {why}"));
+            sh.writer.flush()?;
+            store.restart_run(claim.run_pk, &why)?;
+            result = attempt(&mut store, None);
         }
         sh.writer.flush()?;
         let mut totals = sh.totals.lock().expect("totals");

@@ -423,32 +423,7 @@ fn a_claim_resumes_from_a_complete_last_checkpoint_and_drops_later_rows() {
     assert!(c.resume.is_none());
     let ckpt = dir.path().join("last-0000020");
     std::fs::create_dir_all(&ckpt).unwrap();
-    let w = Writer::spawn(&path).unwrap();
-    let name: Arc<str> = Arc::from("loss");
-    w.sender()
-        .send(Write::Metrics(
-            (1..=30)
-                .map(|step| MetricRow {
-                    run_pk: c.run_pk,
-                    step,
-                    layer: -1,
-                    name: name.clone(),
-                    value: step as f64,
-                })
-                .collect(),
-        ))
-        .unwrap();
-    w.sender()
-        .send(Write::Checkpoint {
-            run_pk: c.run_pk,
-            kind: "last".into(),
-            step: 20,
-            path: ckpt.display().to_string(),
-            metric: None,
-            value: None,
-        })
-        .unwrap();
-    w.finish().unwrap();
+    log_30_steps_and_a_checkpoint_at_20(&path, c.run_pk, &ckpt);
     store
         .finish_run(c.run_pk, "cancelled", Some(30), None)
         .unwrap();
@@ -461,31 +436,7 @@ fn a_claim_resumes_from_a_complete_last_checkpoint_and_drops_later_rows() {
     assert!(again.resume.is_none());
     assert_eq!(count(&store, "SELECT count(*) FROM metrics"), 0);
     // With it: resume from step 20, rows 21..30 gone.
-    let w = Writer::spawn(&path).unwrap();
-    w.sender()
-        .send(Write::Metrics(
-            (1..=30)
-                .map(|step| MetricRow {
-                    run_pk: c.run_pk,
-                    step,
-                    layer: -1,
-                    name: name.clone(),
-                    value: step as f64,
-                })
-                .collect(),
-        ))
-        .unwrap();
-    w.sender()
-        .send(Write::Checkpoint {
-            run_pk: c.run_pk,
-            kind: "last".into(),
-            step: 20,
-            path: ckpt.display().to_string(),
-            metric: None,
-            value: None,
-        })
-        .unwrap();
-    w.finish().unwrap();
+    log_30_steps_and_a_checkpoint_at_20(&path, c.run_pk, &ckpt);
     std::fs::write(ckpt.join(crate::train::checkpoint::TRAINER_STATE), "{}").unwrap();
     store
         .finish_run(c.run_pk, "failed", Some(30), Some("boom"))
@@ -505,4 +456,34 @@ fn a_claim_resumes_from_a_complete_last_checkpoint_and_drops_later_rows() {
     // Done: the resumable checkpoint row goes.
     store.finish_run(r.run_pk, "done", Some(30), None).unwrap();
     assert_eq!(count(&store, "SELECT count(*) FROM checkpoints"), 0);
+}
+
+/// Steps 1..=30 of `loss` for a run, and a `last` checkpoint row at step 20 pointing at `ckpt`.
+fn log_30_steps_and_a_checkpoint_at_20(path: &Path, run_pk: i64, ckpt: &Path) {
+    let name: Arc<str> = Arc::from("loss");
+    let w = Writer::spawn(path).unwrap();
+    w.sender()
+        .send(Write::Metrics(
+            (1..=30)
+                .map(|step| MetricRow {
+                    run_pk,
+                    step,
+                    layer: -1,
+                    name: name.clone(),
+                    value: step as f64,
+                })
+                .collect(),
+        ))
+        .unwrap();
+    w.sender()
+        .send(Write::Checkpoint {
+            run_pk,
+            kind: "last".into(),
+            step: 20,
+            path: ckpt.display().to_string(),
+            metric: None,
+            value: None,
+        })
+        .unwrap();
+    w.finish().unwrap();
 }
