@@ -258,18 +258,6 @@ fn synthetic_metric_names(n: usize) -> Vec<String> {
     names
 }
 
-/// A deterministic value in [-1, 1) from a few integers (SplitMix64).
-fn noise(a: u64, b: u64, c: u64) -> f64 {
-    let mut z = a
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .wrapping_add(b.wrapping_mul(0xBF58_476D_1CE4_E5B9))
-        .wrapping_add(c.wrapping_mul(0x94D0_49BB_1331_11EB));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-}
-
 /// The sweep of the query benchmark: temperature × pooling × seeds giving exactly `runs` runs
 /// (4 seeds when `runs` divides by 4, up to 5 poolers, the rest temperatures).
 fn query_bench_sweep(runs: usize, metrics: usize, steps: usize) -> Result<crate::spec::Sweep> {
@@ -363,15 +351,17 @@ pub fn query(runs: usize, metrics: usize, steps: usize, out: Option<&Path>) -> R
                 .position(|p| run.config["model.pooling"] == *p)
                 .unwrap_or(0) as f64;
             // A plausible STS-B dev curve: peak near τ = 0.05, a little per pooler and seed.
-            let peak =
-                60.0 + 15.0 * (-(t / 0.05).ln().powi(2)).exp() + pool + 1.5 * noise(i as u64, 0, 0);
+            let peak = 60.0
+                + 15.0 * (-(t / 0.05).ln().powi(2)).exp()
+                + pool
+                + 1.5 * crate::plot::synthetic::noise(i as u64, 0, 0);
             for step in 1..=steps {
                 let s = step as f64;
                 let rows: Vec<MetricRow> = names
                     .iter()
                     .enumerate()
                     .map(|(m, name)| {
-                        let e = noise(i as u64, m as u64, step as u64);
+                        let e = crate::plot::synthetic::noise(i as u64, m as u64, step as u64);
                         let value = match &**name {
                             "loss" => 4.0 * (-s / 400.0).exp() + 0.5 + 0.05 * e,
                             "stsb_dev" => peak * (1.0 - (-s / 300.0).exp()) + 0.3 * e,

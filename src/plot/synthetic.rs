@@ -121,8 +121,8 @@ const STEP_METRICS: [&str; 12] = [
     "tokens_per_s",
 ];
 
-/// A deterministic value in [-1, 1) from a few integers.
-fn noise(a: u64, b: u64, c: u64) -> f64 {
+/// A deterministic value in [-1, 1) from a few integers (also the query benchmark's noise).
+pub(crate) fn noise(a: u64, b: u64, c: u64) -> f64 {
     let mut x = a
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add(b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F))
