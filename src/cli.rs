@@ -437,6 +437,55 @@ pub enum BenchCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Training throughput against a PyTorch reference (transformers BertModel + the SimCSE loss,
+    /// eager mode) on the same geometry, batch, max_len, precision, threads and token ids, in one
+    /// invocation: sentences/s, tokens/s, the ratio simsweep / reference, model FLOP utilisation.
+    Train {
+        /// minilm (6×384), bert-base (12×768), bert-large, tiny, or a path to a config.json.
+        #[arg(long, default_value = "minilm")]
+        geometry: String,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        #[arg(long, default_value_t = 32)]
+        max_len: usize,
+        /// Timed steps (after the warm-up).
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Untimed warm-up steps (also simsweep's metric window while benchmarking; default 5 on
+        /// CPU, 25 — the trainer's own window — on CUDA).
+        #[arg(long)]
+        warmup: Option<usize>,
+        /// fp32, bf16 or fp16 (autocast on CUDA; CPU computes in fp32).
+        #[arg(long, default_value = "fp32")]
+        precision: String,
+        /// cpu, cuda, cuda:N (default: cuda:0 when available, else cpu).
+        #[arg(long)]
+        device: Option<String>,
+        /// Python with torch 2.11 and transformers (scripts/pyref.sh makes one).
+        #[arg(long, env = "SIMSWEEP_PYREF", default_value = "python3")]
+        python: PathBuf,
+        /// Measurements per side, alternating (medians are compared).
+        #[arg(long, default_value_t = 2)]
+        repeat: usize,
+        /// Also time simsweep with train.step_metrics = false (the cost of the step metrics).
+        #[arg(long)]
+        metrics_off: bool,
+        /// Also profile simsweep's step by phase (an extra, synchronised run).
+        #[arg(long)]
+        profile: bool,
+        /// Training sentences, one per line (relative to --data-dir).
+        #[arg(long, default_value = "wiki1m_for_simcse.head.txt")]
+        data: PathBuf,
+        /// Peak TFLOP/s for MFU (default: nominal by GPU name; always also against a measured matmul).
+        #[arg(long)]
+        peak_tflops: Option<f64>,
+        /// The reference's attention implementation (transformers attn_implementation).
+        #[arg(long, default_value = "sdpa")]
+        attn: String,
+        /// Append the figures as a JSON line to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Share of a run's wall time spent probing: trains the sweep file's runs into a temporary
     /// database and prints probe seconds / run seconds (target ≤ 5 % with the default schedule).
     Probe {
@@ -733,6 +782,62 @@ pub fn main_with(cli: Cli) -> Result<i32> {
         }
         Command::Bench(BenchCommand::Plot { ref out }) => {
             crate::bench::plot(out.as_deref())?;
+            Ok(0)
+        }
+        Command::Bench(BenchCommand::Train {
+            ref geometry,
+            batch,
+            max_len,
+            steps,
+            warmup,
+            ref precision,
+            ref device,
+            ref python,
+            repeat,
+            metrics_off,
+            profile,
+            ref data,
+            peak_tflops,
+            ref attn,
+            ref json,
+        }) => {
+            if batch < 2 || max_len < 2 || steps < 2 {
+                return Err(
+                    BadInput("--batch, --max-len and --steps must be at least 2".into()).into(),
+                );
+            }
+            if !["fp32", "bf16", "fp16"].contains(&precision.as_str()) {
+                return Err(BadInput(format!(
+                    "--precision {precision}: expected fp32, bf16 or fp16"
+                ))
+                .into());
+            }
+            let device = device_arg(device.as_deref())?;
+            let opts = crate::bench::train::Options {
+                geometry: geometry.clone(),
+                batch,
+                max_len,
+                steps,
+                warmup: warmup.unwrap_or(match device {
+                    tch::Device::Cpu => 5,
+                    _ => crate::train::FLUSH_EVERY as usize,
+                }),
+                data_dir: cli.data_dir.clone(),
+                precision: precision.clone(),
+                device,
+                python: python.clone(),
+                repeat,
+                metrics_off,
+                profile,
+                data: crate::spec::config::resolve_data_path(
+                    &cli.data_dir,
+                    &data.display().to_string(),
+                ),
+                peak_tflops,
+                attn: attn.clone(),
+                json: json.clone(),
+            };
+            crate::bench::train::train(&opts)?;
             Ok(0)
         }
         Command::Bench(BenchCommand::Probe {

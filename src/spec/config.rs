@@ -68,6 +68,7 @@ pub struct TrainConfig {
     pub hard_negative_weight: f64,
     pub checkpoint_every: i64,
     pub log_every: i64,
+    pub step_metrics: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -161,6 +161,7 @@ pub static KEYS: &[KeySpec] = &[
     key("train.hard_negative_weight", Kind::Float { min: -INF, min_open: true, max: INF, max_open: true }, Some("0.0"), "Supervised data only: added to the logits of the hard negatives (SimCSE's hard_negative_weight)."),
     KeySpec { identity: false, ..key("train.checkpoint_every", int(0, BIG), Some("250"), "Save a resumable checkpoint (model in Hugging Face format + optimizer and trainer state, `last-<step>/`) every N steps; an interrupted or killed run resumes from the newest one (0 = never: it starts over). The best checkpoint by STS-B dev is always kept. Not part of run identity.") },
     KeySpec { identity: false, ..key("train.log_every", int(1, BIG), Some("1"), "Record step metrics every N steps. Not part of run identity.") },
+    KeySpec { identity: false, ..key("train.step_metrics", Kind::Bool, Some("true"), "Compute and record the batch step metrics (pos_cos, neg_cos, batch_alignment, batch_uniformity, gd_mean, w_entropy, w_max, ratio_mean) every step; false records only loss, grad_norm, lr and tokens_per_s. Training is the same either way. Not part of run identity.") },
     // ---- loss
     key("loss.kind", Kind::Choice(LOSSES), Some("\"infonce\""), "Training objective (see docs/metrics in shared: infonce, arccon, mpt, met, mat, barlow_twins, vicreg, mhe, mhs)."),
     key("loss.margin", NONNEG, None, "Margin m: mpt (default 0.23), met (0.45), mat (0.15, in units of π), and the gd modifier of the non-contrastive losses (0.30)."),

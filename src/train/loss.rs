@@ -29,7 +29,13 @@ pub struct LossOutput {
 
 /// A training objective.
 pub trait Loss: Send {
-    fn forward(&self, views: &Views<'_>) -> LossOutput;
+    /// The loss and every step metric.
+    fn forward(&self, views: &Views<'_>) -> LossOutput {
+        self.forward_with(views, true)
+    }
+    /// The loss, and the step metrics only when `metrics` is set (the gradient components behind
+    /// them are then not computed at all).
+    fn forward_with(&self, views: &Views<'_>, metrics: bool) -> LossOutput;
     /// The per-anchor gradient components of the loss on this batch (detached).
     fn components(&self, views: &Views<'_>) -> Components;
 }
@@ -167,7 +173,16 @@ fn acos(s: &Tensor) -> Tensor {
     s.clamp(-ACOS_CLAMP, ACOS_CLAMP).arccos()
 }
 
-fn full_metrics(n1: &Tensor, n2: &Tensor, comps: &Components) -> Vec<(&'static str, Tensor)> {
+fn full_metrics(
+    on: bool,
+    n1: &Tensor,
+    n2: &Tensor,
+    comps: impl FnOnce() -> Components,
+) -> Vec<(&'static str, Tensor)> {
+    if !on {
+        return Vec::new();
+    }
+    let comps = &comps();
     let s12 = tch::no_grad(|| n1.detach().matmul(&n2.detach().tr()));
     let mut m = batch_metrics(n1, n2, &s12);
     m.extend(comps.metrics());
@@ -268,7 +283,7 @@ pub struct InfoNce {
 }
 
 impl Loss for InfoNce {
-    fn forward(&self, v: &Views<'_>) -> LossOutput {
+    fn forward_with(&self, v: &Views<'_>, metrics: bool) -> LossOutput {
         let (n1, n2) = (normalize(v.z1), normalize(v.z2));
         let n3 = v.z3.map(normalize);
         let logits = ce_logits(
@@ -281,17 +296,18 @@ impl Loss for InfoNce {
         );
         let labels = Tensor::arange(n1.size()[0], (Kind::Int64, n1.device()));
         let loss = logits.cross_entropy_for_logits(&labels);
-        let c = ce_components(
-            &n1,
-            &n2,
-            n3.as_ref(),
-            self.temperature,
-            self.hard_negative_weight,
-            None,
-        );
         LossOutput {
             loss,
-            metrics: full_metrics(&n1, &n2, &c),
+            metrics: full_metrics(metrics, &n1, &n2, || {
+                ce_components(
+                    &n1,
+                    &n2,
+                    n3.as_ref(),
+                    self.temperature,
+                    self.hard_negative_weight,
+                    None,
+                )
+            }),
         }
     }
 
@@ -318,7 +334,7 @@ pub struct ArcCon {
 }
 
 impl Loss for ArcCon {
-    fn forward(&self, v: &Views<'_>) -> LossOutput {
+    fn forward_with(&self, v: &Views<'_>, metrics: bool) -> LossOutput {
         let (n1, n2) = (normalize(v.z1), normalize(v.z2));
         let n3 = v.z3.map(normalize);
         let a = Some(self.angle);
@@ -332,17 +348,18 @@ impl Loss for ArcCon {
         );
         let labels = Tensor::arange(n1.size()[0], (Kind::Int64, n1.device()));
         let loss = logits.cross_entropy_for_logits(&labels);
-        let c = ce_components(
-            &n1,
-            &n2,
-            n3.as_ref(),
-            self.temperature,
-            self.hard_negative_weight,
-            a,
-        );
         LossOutput {
             loss,
-            metrics: full_metrics(&n1, &n2, &c),
+            metrics: full_metrics(metrics, &n1, &n2, || {
+                ce_components(
+                    &n1,
+                    &n2,
+                    n3.as_ref(),
+                    self.temperature,
+                    self.hard_negative_weight,
+                    a,
+                )
+            }),
         }
     }
 
@@ -449,14 +466,13 @@ impl Margin {
 }
 
 impl Loss for Margin {
-    fn forward(&self, v: &Views<'_>) -> LossOutput {
+    fn forward_with(&self, v: &Views<'_>, metrics: bool) -> LossOutput {
         let (n1, n2) = (normalize(v.z1), normalize(v.z2));
         let (h, _) = self.hinge(&n1, &n2);
         let loss = h.relu().mean(Kind::Float);
-        let c = self.comps(&n1, &n2);
         LossOutput {
             loss,
-            metrics: full_metrics(&n1, &n2, &c),
+            metrics: full_metrics(metrics, &n1, &n2, || self.comps(&n1, &n2)),
         }
     }
 
@@ -698,17 +714,16 @@ impl NonContrastive {
 }
 
 impl Loss for NonContrastive {
-    fn forward(&self, v: &Views<'_>) -> LossOutput {
+    fn forward_with(&self, v: &Views<'_>, metrics: bool) -> LossOutput {
         let (n1, n2) = (normalize(v.z1), normalize(v.z2));
         let mut loss = self.loss(&n1, &n2);
         if self.gd.is_some() {
             // When the gd mask lets no anchor through, keep a (zero-gradient) graph for backward.
             loss += (n1.sum(Kind::Float) + n2.sum(Kind::Float)) * 0.0;
         }
-        let c = self.comps(&n1, &n2);
         LossOutput {
             loss,
-            metrics: full_metrics(&n1, &n2, &c),
+            metrics: full_metrics(metrics, &n1, &n2, || self.comps(&n1, &n2)),
         }
     }
 

@@ -8,6 +8,7 @@
 pub mod checkpoint;
 pub mod loss;
 pub mod optim;
+pub mod profile;
 
 use crate::data::{self, batch};
 use crate::eval::{Scores, StsData, Task};
@@ -92,7 +93,17 @@ pub struct ResumeError {
 }
 
 /// Step metrics held on the device between host copies (one copy every `FLUSH_EVERY` steps).
-const FLUSH_EVERY: i64 = 25;
+pub const FLUSH_EVERY: i64 = 25;
+
+/// The metric window: [`FLUSH_EVERY`], or `SIMSWEEP_FLUSH_EVERY` where set (benchmarks shorten it
+/// to time few steps; it changes no recorded value).
+fn flush_every() -> i64 {
+    std::env::var("SIMSWEEP_FLUSH_EVERY")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|v| *v >= 1)
+        .unwrap_or(FLUSH_EVERY)
+}
 
 /// The step metrics in the order they are stacked each step.
 const STEP_METRICS: &[&str] = &[
@@ -423,6 +434,11 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         )
     };
 
+    let step_metrics = if cfg.train.step_metrics {
+        STEP_METRICS
+    } else {
+        &STEP_METRICS[..2]
+    };
     let mut pending: Vec<Tensor> = Vec::new();
     let mut pending_from = start;
     let mut window_tokens = 0usize;
@@ -432,7 +448,11 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
     let per = tokens.per_example;
     let pad = model.config.pad_id();
     let mut outcome = None;
+    // Phase timing (SIMSWEEP_PROFILE=1); the first flush window is warm-up.
+    let flush = flush_every();
+    let mut prof = profile::Profile::from_env(device, start - 1 + flush);
     for step in start..=total {
+        prof.start(step);
         // Dropout draws restart from the run's seed and the step, so a resumed run continues
         // exactly as one never stopped (with one run per process; see docs).
         tch::manual_seed(checkpoint::step_seed(cfg.seed, step));
@@ -458,6 +478,7 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         }
         window_tokens += seqs.iter().map(|s| s.len()).sum::<usize>();
         let (ids, mask) = batch::collate(&seqs, pad, device);
+        prof.mark(step, "batch");
         let lr = optim::lr_at(
             step - 1,
             total,
@@ -473,27 +494,34 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
             None => encode(),
         }
         .to_kind(Kind::Float);
+        prof.mark(step, "forward");
         let h = z.size()[1];
         let z = z.view([b as i64, views as i64, h]);
         let (z1, z2) = (z.select(1, 0), z.select(1, 1));
         let z3 = (views == 3).then(|| z.select(1, 2));
-        let out = loss_fn.forward(&loss::Views {
-            z1: &z1,
-            z2: &z2,
-            z3: z3.as_ref(),
-        });
+        let out = loss_fn.forward_with(
+            &loss::Views {
+                z1: &z1,
+                z2: &z2,
+                z3: z3.as_ref(),
+            },
+            cfg.train.step_metrics,
+        );
+        prof.mark(step, "loss");
         scaler.backward(&out.loss);
+        prof.mark(step, "backward");
         let gnorm = if scaler.unscale_and_check(&mut opt) {
             opt.step(lr, cfg.train.max_grad_norm)
         } else {
             Tensor::full([], f64::INFINITY, (Kind::Float, device))
         };
         opt.zero_grad();
+        prof.mark(step, "optimizer");
         let mut row: Vec<Tensor> = vec![
             out.loss.detach().to_kind(Kind::Float),
             gnorm.to_kind(Kind::Float),
         ];
-        for name in &STEP_METRICS[2..] {
+        for name in &step_metrics[2..] {
             let t = out
                 .metrics
                 .iter()
@@ -503,6 +531,7 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
             row.push(t);
         }
         pending.push(Tensor::stack(&row, 0));
+        prof.mark(step, "metrics");
 
         let checkpoint_now = cfg.train.checkpoint_every > 0
             && step % cfg.train.checkpoint_every == 0
@@ -510,7 +539,7 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         let cancelled = job.cancel.load(Ordering::Relaxed);
         let eval_now = cfg.eval.every > 0 && step % cfg.eval.every == 0 || step == total;
         let probe_now = cfg.probe.every > 0 && step % cfg.probe.every == 0 || step == total;
-        if step % FLUSH_EVERY == 0 || eval_now || probe_now || cancelled || checkpoint_now {
+        if step % flush == 0 || eval_now || probe_now || cancelled || checkpoint_now {
             // One host copy for the window's metrics; this is also where a divergence is seen.
             let host = Vec::<f64>::try_from(
                 Tensor::stack(&pending, 0)
@@ -520,7 +549,7 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
             )?;
             let secs = window_start.elapsed().as_secs_f64().max(1e-9);
             let tps = window_tokens as f64 / secs;
-            let width = STEP_METRICS.len();
+            let width = step_metrics.len();
             let mut rows = Vec::new();
             for (j, vals) in host.chunks(width).enumerate() {
                 let s = pending_from + j as i64;
@@ -532,7 +561,7 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
                     });
                 }
                 if s % cfg.train.log_every == 0 || s == total || outcome.is_some() {
-                    for (name, v) in STEP_METRICS.iter().zip(vals) {
+                    for (name, v) in step_metrics.iter().zip(vals) {
                         rows.push((s, name.to_string(), *v));
                     }
                     rows.push((
@@ -557,22 +586,26 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
             pending_from = step + 1;
             window_tokens = 0;
             window_start = Instant::now();
+            prof.mark(step, "flush");
             if let Some(o) = outcome.take() {
                 return Ok(o);
             }
             if eval_now {
                 evaluate_dev(&model, step, &mut best, &mut keeper)?;
                 window_start = Instant::now();
+                prof.mark(step, "eval");
             }
             if probe_now {
                 run_probe(&model, step)?;
                 window_start = Instant::now();
+                prof.mark(step, "probe");
             }
             // After this step's metrics, evaluation and probe were sent: a run resumed from
             // here replaces exactly the steps after it.
             if checkpoint_now || (cancelled && step < total) {
                 save_last(&model, &opt, &scaler, best, &mut keeper, step)?;
                 window_start = Instant::now();
+                prof.mark(step, "checkpoint");
             }
             if cancelled && step < total {
                 return Ok(Outcome::Cancelled { step });
@@ -580,6 +613,15 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         }
     }
 
+    if prof.on() {
+        send(
+            &job.events,
+            Event::Note {
+                kind: "profile",
+                message: prof.summary(),
+            },
+        )?;
+    }
     // The best model becomes `best/`; the resumable checkpoints go.
     let best_path = keeper.finish(out_dir)?;
     if let (Some(path), Some((b, v))) = (&best_path, best) {

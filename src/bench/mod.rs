@@ -1,6 +1,8 @@
 //! Benchmarks that print measured figures against a reference measured in the same invocation
 //! (run by hand; never timed in tests).
 
+pub mod train;
+
 use crate::store::writer::{MetricRow, Write, Writer};
 use crate::store::Store;
 use anyhow::Result;
