@@ -486,6 +486,22 @@ pub enum BenchCommand {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Sweep throughput: a sweep of small runs trained one at a time, then N at a time on one
+    /// device (`--jobs-per-device N`), into fresh databases: both wall times and the ratio.
+    Sweep {
+        /// Runs in the sweep.
+        #[arg(long, default_value_t = 8)]
+        runs: usize,
+        /// Runs at once in the packed pass.
+        #[arg(long, default_value_t = 4)]
+        jobs: usize,
+        /// Steps per run.
+        #[arg(long, default_value_t = 100)]
+        steps: usize,
+        /// cpu, cuda, cuda:N (default: cuda:0 when available, else cpu).
+        #[arg(long)]
+        device: Option<String>,
+    },
     /// Share of a run's wall time spent probing: trains the sweep file's runs into a temporary
     /// database and prints probe seconds / run seconds (target ≤ 5 % with the default schedule).
     Probe {
@@ -838,6 +854,21 @@ pub fn main_with(cli: Cli) -> Result<i32> {
                 json: json.clone(),
             };
             crate::bench::train::train(&opts)?;
+            Ok(0)
+        }
+        Command::Bench(BenchCommand::Sweep {
+            runs,
+            jobs,
+            steps,
+            ref device,
+        }) => {
+            if runs == 0 || jobs == 0 || steps == 0 {
+                return Err(
+                    BadInput("--runs, --jobs and --steps must be at least 1".into()).into(),
+                );
+            }
+            let device = device_arg(device.as_deref())?;
+            crate::bench::sweep(runs, jobs, steps, device, &cli.data_dir)?;
             Ok(0)
         }
         Command::Bench(BenchCommand::Probe {

@@ -389,6 +389,7 @@ fn execute(
                     skipped_lines,
                     total_steps: t,
                     tokens_cached,
+                    weights_cached,
                     resumed_from,
                 } => {
                     total_steps = t;
@@ -398,16 +399,21 @@ fn execute(
                         printed = k;
                         b.update(k, None, None);
                     }
+                    let reused = match (tokens_cached, weights_cached) {
+                        (true, true) => ", tokens and weights reused",
+                        (true, false) => ", tokens reused",
+                        (false, true) => ", weights reused",
+                        (false, false) => "",
+                    };
                     sh.progress.line(&format!(
-                        "{label} {device}: {parameters} parameters, {examples} examples ({skipped_lines} lines skipped{}), {t} steps",
-                        if tokens_cached { ", tokens reused" } else { "" }
+                        "{label} {device}: {parameters} parameters, {examples} examples ({skipped_lines} lines skipped{reused}), {t} steps"
                     ));
                     sink.send(Write::Event {
                         run_pk: Some(run_pk),
                         sweep_id: None,
                         kind: "setup".into(),
                         message: format!(
-                            "{device}, {parameters} parameters, {examples} examples, {t} steps"
+                            "{device}, {parameters} parameters, {examples} examples, {t} steps{reused}"
                         ),
                         data: None,
                     })?;

@@ -669,3 +669,115 @@ pub fn plot(out: Option<&Path>) -> Result<()> {
     println!("  `simsweep plot … -o curves.png`, wall  {t_cmd:.3} s, of which process start-up (`simsweep --version`: libtorch's libraries load and initialise) {t_start:.3} s");
     Ok(())
 }
+
+/// Sweep throughput: a sweep of `runs` small runs (a 2-layer, 128-wide BERT from random init,
+/// `steps` steps of batch 64, InfoNCE, 8 temperatures × seeds) trained one at a time, then with
+/// `jobs` runs at once on the same device, each into a fresh database; prints both wall times, the
+/// ratio, and whether tokens were reused across runs. On a GPU, packing small runs fills a device
+/// one run leaves idle; on a CPU the runs share the same cores.
+pub fn sweep(
+    runs: usize,
+    jobs: usize,
+    steps: usize,
+    device: tch::Device,
+    data_dir: &Path,
+) -> Result<f64> {
+    let tmp = TempDir::new()?;
+    let model = tmp.0.join("model");
+    std::fs::create_dir_all(&model)?;
+    std::fs::write(
+        model.join("config.json"),
+        r#"{"architectures": ["BertModel"], "model_type": "bert", "vocab_size": 30522, "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 512, "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 512, "type_vocab_size": 2, "initializer_range": 0.02, "layer_norm_eps": 1e-12, "pad_token_id": 0, "position_embedding_type": "absolute"}"#,
+    )?;
+    std::fs::write(
+        model.join("vocab.txt"),
+        include_str!("../../models/tiny-bert/vocab.txt"),
+    )?;
+    let temps: Vec<String> = (0..runs)
+        .map(|i| format!("{}", 0.02 + 0.01 * i as f64))
+        .collect();
+    let text = format!(
+        "[sweep]\nname = \"bench-sweep\"\nseeds = [1]\n[base]\nmodel.path = \"model\"\nmodel.init = \"random\"\nmodel.pooling = \"avg\"\ndata.train = [\"wiki1m_for_simcse.head.txt\"]\ntrain.batch_size = 64\ntrain.max_len = 32\ntrain.steps = {steps}\ntrain.checkpoint_every = 0\nloss.kind = \"infonce\"\neval.every = 0\neval.tasks = []\nprobe.every = 0\nprobe.size = 200\n[grid]\n\"train.temperature\" = [{}]\n",
+        temps.join(", ")
+    );
+    let file = tmp.0.join("bench-sweep.toml");
+    std::fs::write(&file, &text)?;
+    let sweep = crate::spec::parse(&file, &text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::spec::check_paths(&sweep, data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "sweep throughput: {runs} runs × {steps} steps (2×128 BERT, batch 64, max_len 32) on {}, {} threads",
+        crate::exec::device_name(device),
+        tch::get_num_threads()
+    );
+    // Warm-up: one run of one step reads and tokenizes the corpus into the process's cache, which
+    // every run of both passes then reuses (as the runs of a real sweep do).
+    {
+        let warm_text = text
+            .replace("bench-sweep", "bench-sweep-warmup")
+            .replace(&format!("train.steps = {steps}"), "train.steps = 1");
+        let warm = crate::spec::parse(&file, &warm_text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let db = tmp.0.join("warmup.db");
+        Store::open(&db)?.plan(&warm)?;
+        let opts = crate::exec::ExecOptions {
+            only: Some(vec![warm.runs[0].id.clone()]),
+            progress: crate::exec::ProgressMode::Quiet,
+            ..crate::exec::ExecOptions::on(device)
+        };
+        let t = Instant::now();
+        crate::exec::run_sweep(
+            &warm,
+            &db,
+            data_dir,
+            &opts,
+            &std::sync::atomic::AtomicBool::new(false),
+        )?;
+        println!(
+            "  warm-up run (reads and tokenizes the corpus once per process): {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let mut walls = Vec::new();
+    for j in [1, jobs.max(1)] {
+        let db = tmp.0.join(format!("jobs-{j}.db"));
+        Store::open(&db)?.plan(&sweep)?;
+        let opts = crate::exec::ExecOptions {
+            jobs_per_device: j,
+            progress: crate::exec::ProgressMode::Quiet,
+            ..crate::exec::ExecOptions::on(device)
+        };
+        let cancel = std::sync::atomic::AtomicBool::new(false);
+        let t = Instant::now();
+        let totals = crate::exec::run_sweep(&sweep, &db, data_dir, &opts, &cancel)?;
+        let wall = t.elapsed().as_secs_f64();
+        if totals.done != runs {
+            anyhow::bail!(
+                "{} of {runs} runs finished with --jobs-per-device {j}",
+                totals.done
+            );
+        }
+        let conn = rusqlite::Connection::open(&db)?;
+        let reused: i64 = conn.query_row(
+            "SELECT count(*) FROM events WHERE kind = 'setup' AND message LIKE '%reused%'",
+            [],
+            |r| r.get(0),
+        )?;
+        let mean_run: f64 = conn.query_row(
+            "SELECT avg((julianday(finished_at) - julianday(started_at)) * 86400.0) FROM runs",
+            [],
+            |r| r.get(0),
+        )?;
+        println!(
+            "  --jobs-per-device {j}: {wall:7.1} s for the sweep ({:.2} runs/min; a run takes {mean_run:.1} s; tokens reused by {reused} of {runs} runs)",
+            60.0 * runs as f64 / wall
+        );
+        walls.push(wall);
+        if jobs <= 1 {
+            break;
+        }
+    }
+    let speedup = walls[0] / walls[walls.len() - 1];
+    if walls.len() == 2 {
+        println!("  one at a time / packed = {speedup:.2}× faster with --jobs-per-device {jobs}");
+    }
+    Ok(speedup)
+}

@@ -253,7 +253,8 @@ fn run_simsweep(
     let data_dir = o.data_dir.clone();
     let cancel = AtomicBool::new(false);
     let (tx, rx) = std::sync::mpsc::channel();
-    let (mut first, mut last): (Option<(i64, Instant)>, Option<(i64, Instant)>) = (None, None);
+    let mut first: Option<(i64, Instant)> = None;
+    let mut last: Option<(i64, Instant)> = None;
     let mut summary = None;
     let outcome = std::thread::scope(|s| {
         let h = s.spawn(|| {
@@ -464,19 +465,35 @@ pub fn train(o: &Options) -> Result<f64> {
         let summary = summary.ok_or_else(|| anyhow!("the profiled run sent no profile"))?;
         let (steps, phases) = crate::train::profile::parse_summary(&summary)
             .ok_or_else(|| anyhow!("unreadable profile {summary}"))?;
-        let total: f64 = phases.iter().map(|(_, v)| v).sum();
+        let periodic = ["eval", "probe", "checkpoint"];
+        let total: f64 = phases
+            .iter()
+            .filter(|(n, _)| !periodic.contains(&n.as_str()))
+            .map(|(_, v)| v)
+            .sum();
         println!(
             "  profile of simsweep's step ({steps} steps, device synchronised at each phase):"
         );
         for (name, ms) in &phases {
-            if *ms > 0.0 {
+            if !periodic.contains(&name.as_str()) {
                 println!(
                     "    {name:<11} {ms:8.2} ms/step  {:5.1} %",
                     100.0 * ms / total
                 );
             }
         }
-        println!("    {:<11} {total:8.2} ms/step", "total");
+        println!("    {:<11} {total:8.2} ms/step", "step");
+        let extra: Vec<String> = phases
+            .iter()
+            .filter(|(n, ms)| periodic.contains(&n.as_str()) && *ms > 0.0)
+            .map(|(n, ms)| format!("{n} {:.0} ms", ms * steps as f64))
+            .collect();
+        if !extra.is_empty() {
+            println!(
+                "    outside the steps: {} (the run's end)",
+                extra.join(", ")
+            );
+        }
         profile_json = Some(summary);
     }
     if let Some(path) = &o.json {

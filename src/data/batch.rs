@@ -96,13 +96,18 @@ pub fn collate(seqs: &[&[i64]], pad_id: i64, device: Device) -> (Tensor, Tensor)
         mask[i * t..i * t + s.len()].iter_mut().for_each(|m| *m = 1);
     }
     let shape = [seqs.len() as i64, t as i64];
-    (
-        Tensor::from_slice(&ids).view(shape).to_device(device),
-        Tensor::from_slice(&mask)
-            .view(shape)
-            .to_kind(Kind::Int64)
-            .to_device(device),
-    )
+    ids.extend_from_slice(&mask);
+    let both = Tensor::from_slice(&ids).view([2, shape[0], shape[1]]);
+    let both = match device {
+        Device::Cpu => both,
+        // One copy from page-locked memory, queued behind the device's work: the host goes on
+        // preparing the step instead of waiting for the device to drain (a copy from pageable
+        // memory synchronises).
+        _ => both
+            .pin_memory(device)
+            .to_device_(device, Kind::Int64, true, false),
+    };
+    (both.get(0), both.get(1))
 }
 
 #[cfg(test)]

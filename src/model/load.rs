@@ -88,6 +88,66 @@ fn shards(index: &Path) -> Result<Vec<PathBuf>> {
 
 /// Read the checkpoint's tensors: `model.safetensors`, its sharded index, `pytorch_model.bin`, or
 /// its sharded index, in that order of preference. Returns the file read and the tensors.
+/// Checkpoints read by this process, newest last: the runs of a sweep that start from the same
+/// weights read (and convert) them once. Keyed by the directory and the weight files' sizes and
+/// modification times, so a checkpoint rewritten in place is read again.
+type CachedWeights = (PathBuf, Vec<(String, Tensor)>);
+static WEIGHTS: std::sync::Mutex<Vec<(String, CachedWeights)>> = std::sync::Mutex::new(Vec::new());
+/// How many checkpoints the process keeps in memory (CPU copies).
+const WEIGHTS_KEPT: usize = 2;
+
+fn weights_key(dir: &Path) -> Option<String> {
+    let mut key = std::fs::canonicalize(dir).ok()?.display().to_string();
+    let mut entries: Vec<_> = std::fs::read_dir(dir).ok()?.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.ends_with(".safetensors") || name.ends_with(".bin") || name.ends_with(".json") {
+            let m = e.metadata().ok()?;
+            let t = m
+                .modified()
+                .ok()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?;
+            key.push_str(&format!("|{name}:{}:{}", m.len(), t.as_nanos()));
+        }
+    }
+    Some(key)
+}
+
+/// [`read_checkpoint`] through the process's cache; also says whether it was a hit. The tensors
+/// are shared (shallow) with the cache: callers copy from them and never write into them.
+fn read_checkpoint_cached(dir: &Path) -> Result<(CachedWeights, bool)> {
+    let key = weights_key(dir);
+    let share = |(f, ts): &CachedWeights| {
+        (
+            f.clone(),
+            ts.iter()
+                .map(|(k, t)| (k.clone(), t.shallow_clone()))
+                .collect::<Vec<_>>(),
+        )
+    };
+    if let Some(key) = &key {
+        let cache = WEIGHTS.lock().expect("weights cache");
+        if let Some((_, w)) = cache.iter().find(|(k, _)| k == key) {
+            return Ok((share(w), true));
+        }
+    }
+    let read = read_checkpoint(dir)?;
+    if let Some(key) = key {
+        let mut cache = WEIGHTS.lock().expect("weights cache");
+        let out = share(&read);
+        cache.retain(|(k, _)| *k != key);
+        cache.push((key, read));
+        let n = cache.len();
+        if n > WEIGHTS_KEPT {
+            cache.drain(..n - WEIGHTS_KEPT);
+        }
+        return Ok((out, false));
+    }
+    Ok((read, false))
+}
+
 fn read_checkpoint(dir: &Path) -> Result<(PathBuf, Vec<(String, Tensor)>)> {
     let st = dir.join("model.safetensors");
     if st.is_file() {
@@ -228,6 +288,7 @@ pub(super) fn load(
     init: Init,
     overrides: &ModelOverrides,
     device: Device,
+    cache: bool,
 ) -> Result<LoadedModel> {
     if !dir.is_dir() {
         return Err(ModelError::MissingDir(dir.to_path_buf()));
@@ -285,7 +346,12 @@ pub(super) fn load(
             report.initialised = names;
         }
         Init::Pretrained { .. } => {
-            let (file, tensors) = read_checkpoint(dir)?;
+            let ((file, tensors), hit) = if cache {
+                read_checkpoint_cached(dir)?
+            } else {
+                (read_checkpoint(dir)?, false)
+            };
+            report.weights_cached = hit;
             let (absent, unused) = assign(&vs, tensors, &file)?;
             init_vars(&vs, &config, seed, &absent)?;
             report.weights = Some(file);

@@ -80,6 +80,8 @@ pub struct LoadReport {
     /// Checkpoint tensors that matched nothing (task heads such as `cls.*` and `lm_head.*` and the
     /// `position_ids` buffer are not listed).
     pub unused: Vec<String>,
+    /// The weights came from this process's cache (an earlier run of the sweep read them).
+    pub weights_cached: bool,
 }
 
 /// The directory a run's model comes from: `model.path` (resolved against the sweep file's folder)
@@ -128,10 +130,11 @@ impl LoadedModel {
         overrides: &ModelOverrides,
         device: Device,
     ) -> Result<Self> {
-        load::load(dir, init, overrides, device)
+        load::load(dir, init, overrides, device, false)
     }
 
-    /// [`LoadedModel::load`] for a run's `model.*` settings and seed.
+    /// [`LoadedModel::load`] for a run's `model.*` settings and seed. The weights are read once per
+    /// process and shared by later runs of the same checkpoint ([`LoadReport::weights_cached`]).
     pub fn from_run_config(
         model: &ModelConfig,
         sweep_file: &Path,
@@ -139,11 +142,12 @@ impl LoadedModel {
         device: Device,
     ) -> Result<Self> {
         let dir = resolve_model_dir(model, sweep_file)?;
-        Self::load(
+        load::load(
             &dir,
             Init::from_config(&model.init, seed)?,
             &model.config,
             device,
+            true,
         )
     }
 

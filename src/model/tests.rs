@@ -636,3 +636,36 @@ fn dtype_flows_through_the_encoder() {
         .iter()
         .all(|(_, v)| v.dtype() == safetensors::Dtype::F32));
 }
+
+/// The runs of a sweep read a checkpoint once per process: the second load of the same directory
+/// comes from the cache with the same values, training one model does not change the other's
+/// start, and a checkpoint rewritten in place is read again.
+#[test]
+fn pretrained_weights_are_read_once_per_process_and_reread_when_changed() {
+    let _rng = rng_lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tiny_dir(tmp.path());
+    let ckpt = tmp.path().join("ckpt");
+    random(&dir, 3).save_pretrained(&ckpt).unwrap();
+    let o = ModelOverrides::default();
+    let a = load::load(&ckpt, Init::Pretrained { seed: 1 }, &o, Device::Cpu, true).unwrap();
+    assert!(!a.report.weights_cached);
+    // A first run trains (writes into its own variables).
+    tch::no_grad(|| {
+        for (_, mut t) in a.vs.variables() {
+            let _ = t.fill_(7.0);
+        }
+    });
+    let b = load::load(&ckpt, Init::Pretrained { seed: 1 }, &o, Device::Cpu, true).unwrap();
+    assert!(b.report.weights_cached);
+    let fresh = LoadedModel::load(&ckpt, Init::Pretrained { seed: 1 }, &o, Device::Cpu).unwrap();
+    assert!(!fresh.report.weights_cached);
+    vars_equal(&b, &fresh);
+    // Rewritten in place (another model, a new modification time): read again.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    random(&dir, 4).save_pretrained(&ckpt).unwrap();
+    let c = load::load(&ckpt, Init::Pretrained { seed: 1 }, &o, Device::Cpu, true).unwrap();
+    assert!(!c.report.weights_cached);
+    let fresh = LoadedModel::load(&ckpt, Init::Pretrained { seed: 1 }, &o, Device::Cpu).unwrap();
+    vars_equal(&c, &fresh);
+}

@@ -32,6 +32,8 @@ pub enum Event {
         skipped_lines: usize,
         total_steps: i64,
         tokens_cached: bool,
+        /// The pretrained weights were reused from an earlier run in this process.
+        weights_cached: bool,
         /// The checkpoint step this run continues from.
         resumed_from: Option<i64>,
     },
@@ -274,6 +276,7 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
             skipped_lines: corpus.skipped(),
             total_steps: total,
             tokens_cached,
+            weights_cached: model.report.weights_cached,
             resumed_from: (start > 1).then_some(start - 1),
         },
     )?;

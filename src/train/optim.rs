@@ -2,7 +2,11 @@
 //! global-norm gradient clipping, and the learning-rate schedules.
 //!
 //! Every trainable variable is re-pointed (`set_data`) at a slice of one contiguous f32 buffer, so an
-//! optimizer step is a handful of kernels over the whole model instead of several per parameter.
+//! optimizer step is a handful of kernels over the whole model instead of several per parameter. The
+//! gradients get the same treatment after the first backward pass: each becomes a view of one flat
+//! gradient buffer that backward accumulates into in place, so reading all gradients is free and
+//! zeroing them is one kernel. The update itself works in place with one persistent scratch buffer
+//! (no full-size temporaries are allocated per step).
 
 use tch::{Kind, Tensor};
 
@@ -12,8 +16,17 @@ pub struct FlatAdamW {
     flat: Tensor,
     /// Per element: the weight decay (0 for biases and LayerNorm parameters).
     decay: Tensor,
+    /// Whether any element decays (the decay pass is skipped otherwise).
+    any_decay: bool,
     m: Tensor,
     v: Tensor,
+    /// The flat gradient buffer (created at the first step) and the parameters whose gradients are
+    /// not views of it yet (no gradient so far).
+    grad: Option<Tensor>,
+    unbound: Vec<usize>,
+    offsets: Vec<i64>,
+    /// Scratch space of the update, the size of the parameters.
+    scratch: Option<Tensor>,
     step: i64,
     beta1: f64,
     beta2: f64,
@@ -71,9 +84,23 @@ impl FlatAdamW {
             off += k;
         }
         debug_assert_eq!(off, total);
+        let offsets = numels
+            .iter()
+            .scan(0i64, |o, k| {
+                let at = *o;
+                *o += k;
+                Some(at)
+            })
+            .collect();
+        let any_decay = weight_decay != 0.0;
         FlatAdamW {
+            unbound: (0..params.len()).collect(),
             params,
             numels,
+            offsets,
+            grad: None,
+            scratch: None,
+            any_decay,
             m: flat.zeros_like(),
             v: flat.zeros_like(),
             flat,
@@ -113,29 +140,38 @@ impl FlatAdamW {
         Ok(())
     }
 
-    /// All gradients as one flat tensor (zeros where a parameter got none).
-    pub fn flat_grad(&self) -> Tensor {
-        let parts: Vec<Tensor> = self
-            .params
-            .iter()
-            .map(|p| {
-                let g = p.grad();
-                if g.defined() {
-                    g.to_kind(Kind::Float).flatten(0, -1)
-                } else {
-                    p.detach().zeros_like().to_kind(Kind::Float).flatten(0, -1)
-                }
-            })
-            .collect();
-        Tensor::cat(&parts, 0)
+    /// All gradients as one flat tensor (zeros where a parameter got none): the flat gradient
+    /// buffer itself, which the parameters' gradients are views of (changing it changes them).
+    pub fn flat_grad(&mut self) -> Tensor {
+        let buf = self
+            .grad
+            .get_or_insert_with(|| self.flat.zeros_like())
+            .shallow_clone();
+        if !self.unbound.is_empty() {
+            tch::no_grad(|| {
+                self.unbound.retain(|&i| {
+                    let mut g = self.params[i].grad();
+                    if !g.defined() {
+                        return true;
+                    }
+                    let slice = buf.narrow(0, self.offsets[i], self.numels[i]);
+                    slice
+                        .shallow_clone()
+                        .copy_(&g.to_kind(Kind::Float).flatten(0, -1));
+                    g.set_data(&slice.view(self.params[i].size().as_slice()));
+                    false
+                });
+            });
+        }
+        buf
     }
 
     /// One update at learning rate `lr`, clipping the global gradient norm to `max_grad_norm`
     /// (0 = no clipping). Returns the gradient's global L2 norm before clipping, on the device
     /// (no synchronisation here).
     pub fn step(&mut self, lr: f64, max_grad_norm: f64) -> Tensor {
+        let mut g = self.flat_grad();
         tch::no_grad(|| {
-            let mut g = self.flat_grad();
             let norm = g.norm();
             if max_grad_norm > 0.0 {
                 // torch.nn.utils.clip_grad_norm_: scale by max / (norm + 1e-6) when that is below 1.
@@ -147,43 +183,50 @@ impl FlatAdamW {
             }
             self.step += 1;
             let t = self.step as f64;
-            // Decoupled weight decay: p ← p − lr·wd·p.
-            let _ = self
-                .flat
-                .addcmul_(&self.flat.shallow_clone(), &(&self.decay * (-lr)));
+            // Decoupled weight decay: p ← p − lr·wd·p (per element: wd is 0 for the excluded groups).
+            if self.any_decay && lr != 0.0 {
+                let _ = self
+                    .flat
+                    .addcmul_(&self.flat.shallow_clone(), &(&self.decay * (-lr)));
+            }
+            let scratch = self
+                .scratch
+                .get_or_insert_with(|| self.flat.empty_like())
+                .shallow_clone();
+            // m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²  (lerp towards g and g²).
             let _ = self.m.lerp_(&g, 1.0 - self.beta1);
-            let _ = self
-                .v
-                .multiply_scalar_(self.beta2)
-                .addcmul_(&g, &(&g * (1.0 - self.beta2)));
-            let bc1 = 1.0 - self.beta1.powf(t);
-            let bc2 = 1.0 - self.beta2.powf(t);
-            let denom = (self.v.sqrt() / bc2.sqrt()) + self.eps;
-            let _ = self.flat.addcdiv_(&(&self.m * (-lr / bc1)), &denom);
+            let _ = g.mul_out(&scratch, &g);
+            let _ = self.v.lerp_(&scratch, 1.0 - self.beta2);
+            if lr != 0.0 {
+                // p ← p − lr/bc1 · m / (√v/√bc2 + ε), as p + m / d with d = (√v/√bc2 + ε)·(−bc1/lr).
+                let bc1 = 1.0 - self.beta1.powf(t);
+                let bc2 = 1.0 - self.beta2.powf(t);
+                let k = -bc1 / lr;
+                let _ = self.v.sqrt_out(&scratch);
+                let _ = scratch
+                    .shallow_clone()
+                    .multiply_scalar_(k / bc2.sqrt())
+                    .g_add_scalar_(self.eps * k);
+                let _ = self.flat.addcdiv_(&self.m, &scratch);
+            }
             norm
         })
     }
 
     /// Multiply every gradient by `factor` (unscaling after fp16 loss scaling).
     pub fn scale_grads(&mut self, factor: f64) {
+        let g = self.flat_grad();
         tch::no_grad(|| {
-            for p in &self.params {
-                let mut g = p.grad();
-                if g.defined() {
-                    let _ = g.multiply_scalar_(factor);
-                }
-            }
+            let _ = g.shallow_clone().multiply_scalar_(factor);
         });
     }
 
-    /// Zero every gradient.
+    /// Zero every gradient (one kernel over the flat gradient buffer).
     pub fn zero_grad(&mut self) {
-        for p in &mut self.params {
-            let mut g = p.grad();
-            if g.defined() {
-                let _ = g.detach_().zero_();
-            }
-        }
+        let g = self.flat_grad();
+        tch::no_grad(|| {
+            let _ = g.shallow_clone().zero_();
+        });
     }
 }
 
@@ -222,48 +265,93 @@ mod tests {
     /// gives every name decay here too by calling them "w*").
     #[test]
     fn matches_libtorch_adamw_step_for_step() {
-        tch::manual_seed(0);
-        let x = Tensor::randn([5, 3], (Kind::Float, Device::Cpu));
-        let vs_a = nn::VarStore::new(Device::Cpu);
-        let (wa, ba) = model(&vs_a);
-        let vs_b = nn::VarStore::new(Device::Cpu);
-        let (wb, bb) = model(&vs_b);
-        tch::no_grad(|| {
-            wb.shallow_clone().copy_(&wa);
-            bb.shallow_clone().copy_(&ba);
-        });
-        let mut ours = FlatAdamW::new(
+        for wd in [0.1, 0.0] {
+            tch::manual_seed(0);
+            let x = Tensor::randn([5, 3], (Kind::Float, Device::Cpu));
+            let vs_a = nn::VarStore::new(Device::Cpu);
+            let (wa, ba) = model(&vs_a);
+            let vs_b = nn::VarStore::new(Device::Cpu);
+            let (wb, bb) = model(&vs_b);
+            tch::no_grad(|| {
+                wb.shallow_clone().copy_(&wa);
+                bb.shallow_clone().copy_(&ba);
+            });
+            let mut ours = FlatAdamW::new(
+                vec![
+                    ("w1".into(), wa.shallow_clone()),
+                    ("w2".into(), ba.shallow_clone()),
+                ],
+                wd,
+                0.9,
+                0.999,
+                1e-8,
+            );
+            let mut theirs = nn::AdamW {
+                beta1: 0.9,
+                beta2: 0.999,
+                wd,
+                eps: 1e-8,
+                amsgrad: false,
+            }
+            .build(&vs_b, 1e-2)
+            .unwrap();
+            for _ in 0..5 {
+                ours.zero_grad();
+                loss(&wa, &ba, &x).backward();
+                let _ = ours.step(1e-2, 0.0);
+                theirs.zero_grad();
+                loss(&wb, &bb, &x).backward();
+                theirs.step();
+            }
+            let d = (&wa - &wb).abs().max().double_value(&[])
+                + (&ba - &bb).abs().max().double_value(&[]);
+            assert!(d < 1e-6, "max |Δ| = {d}");
+            // The variables really are views of the flat buffer.
+            assert_eq!(ours.numel(), 16);
+        }
+    }
+
+    #[test]
+    fn gradients_become_views_of_the_flat_buffer() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let a = vs.root().ones("a", &[2]);
+        let b = vs.root().ones("b", &[3]);
+        let mut opt = FlatAdamW::new(
             vec![
-                ("w1".into(), wa.shallow_clone()),
-                ("w2".into(), ba.shallow_clone()),
+                ("a".into(), a.shallow_clone()),
+                ("b".into(), b.shallow_clone()),
             ],
-            0.1,
+            0.0,
             0.9,
             0.999,
             1e-8,
         );
-        let mut theirs = nn::AdamW {
-            beta1: 0.9,
-            beta2: 0.999,
-            wd: 0.1,
-            eps: 1e-8,
-            amsgrad: false,
-        }
-        .build(&vs_b, 1e-2)
-        .unwrap();
-        for _ in 0..5 {
-            ours.zero_grad();
-            loss(&wa, &ba, &x).backward();
-            let _ = ours.step(1e-2, 0.0);
-            theirs.zero_grad();
-            loss(&wb, &bb, &x).backward();
-            theirs.step();
-        }
-        let d =
-            (&wa - &wb).abs().max().double_value(&[]) + (&ba - &bb).abs().max().double_value(&[]);
-        assert!(d < 1e-6, "max |Δ| = {d}");
-        // The variables really are views of the flat buffer.
-        assert_eq!(ours.numel(), 16);
+        let flat = |opt: &mut FlatAdamW| Vec::<f32>::try_from(&opt.flat_grad()).unwrap();
+        (&a * Tensor::from_slice(&[2.0f32, 3.0]))
+            .sum(Kind::Float)
+            .backward();
+        assert_eq!(flat(&mut opt), vec![2.0, 3.0, 0.0, 0.0, 0.0]);
+        // Accumulates in place into the buffer.
+        (&a * 1.0).sum(Kind::Float).backward();
+        assert_eq!(flat(&mut opt), vec![3.0, 4.0, 0.0, 0.0, 0.0]);
+        assert_eq!(Vec::<f32>::try_from(&a.grad()).unwrap(), vec![3.0, 4.0]);
+        opt.zero_grad();
+        assert_eq!(Vec::<f32>::try_from(&a.grad()).unwrap(), vec![0.0, 0.0]);
+        // `b` gets its first gradient now.
+        ((&a + 1.0).sum(Kind::Float) + (&b * 5.0).sum(Kind::Float)).backward();
+        assert_eq!(flat(&mut opt), vec![1.0, 1.0, 5.0, 5.0, 5.0]);
+        opt.scale_grads(0.5);
+        assert_eq!(
+            Vec::<f32>::try_from(&b.grad()).unwrap(),
+            vec![2.5, 2.5, 2.5]
+        );
+        // A step at lr 0 (the first warm-up step) moves nothing and keeps everything finite.
+        let before = Vec::<f32>::try_from(&a).unwrap();
+        let _ = opt.step(0.0, 1.0);
+        assert_eq!(Vec::<f32>::try_from(&a).unwrap(), before);
+        let _ = opt.step(1e-2, 1.0);
+        let after = Vec::<f32>::try_from(&b).unwrap();
+        assert!(after.iter().all(|x| x.is_finite() && *x < 1.0), "{after:?}");
     }
 
     #[test]
