@@ -75,6 +75,57 @@ pub fn read_corpus(files: &[PathBuf], format: &str) -> Result<Corpus> {
     Ok(corpus)
 }
 
+/// Check a text data file before planning: readable, not empty, no NUL byte (binary), every line
+/// valid UTF-8. Reads the file once, line by line (constant memory). The error names the file and,
+/// for a bad line, its number (1-based) and the column of the first bad byte.
+pub fn check_text_file(path: &Path) -> std::result::Result<(), String> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path)
+        .map_err(|e| format!("cannot read data file {}: {e}", path.display()))?;
+    let mut r = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut line = Vec::new();
+    let mut n = 0usize;
+    let mut bytes = 0u64;
+    let mut text = false;
+    loop {
+        line.clear();
+        let got = r
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("cannot read data file {}: {e}", path.display()))?;
+        if got == 0 {
+            break;
+        }
+        n += 1;
+        bytes += got as u64;
+        if line.contains(&0) {
+            return Err(format!(
+                "data file {} looks binary (line {n} contains a NUL byte); expected text",
+                path.display()
+            ));
+        }
+        if let Err(e) = std::str::from_utf8(&line) {
+            let at = e.valid_up_to();
+            let col = String::from_utf8_lossy(&line[..at]).chars().count() + 1;
+            return Err(format!(
+                "data file {}: line {n} is not valid UTF-8 (byte 0x{:02X} at column {col}); convert the file to UTF-8 or remove the line",
+                path.display(),
+                line[at]
+            ));
+        }
+        text |= line.iter().any(|b| !b.is_ascii_whitespace());
+    }
+    if bytes == 0 {
+        return Err(format!("data file {} is empty", path.display()));
+    }
+    if !text {
+        return Err(format!(
+            "data file {} has no text ({n} empty lines)",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     let bytes =
         std::fs::read(path).with_context(|| format!("cannot read data file {}", path.display()))?;

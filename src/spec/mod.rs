@@ -36,7 +36,12 @@ pub struct SpecError {
 
 impl fmt::Display for SpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.col)?;
+        // Line 0: a problem with the file as a whole (it cannot be read).
+        if self.line == 0 {
+            write!(f, "{}: ", self.file.display())?;
+        } else {
+            write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.col)?;
+        }
         if let Some(k) = &self.key {
             write!(f, "key `{k}`: ")?;
         }
@@ -398,7 +403,25 @@ pub fn parse(file: &Path, text: &str) -> Result<Sweep, SpecErrors> {
         Err(e) => {
             let span = e.span().unwrap_or(0..0);
             let msg = e.message().trim().replace('\n', "; ");
-            cx.err(&span, None, format!("invalid TOML: {msg}"));
+            // The parser points at the last segment of a duplicate dotted key: name all of it.
+            let key = msg.starts_with("duplicate key").then(|| {
+                let full = cx.dotted_key_start(span.clone());
+                let k: String = text
+                    .get(full.clone())
+                    .unwrap_or("")
+                    .chars()
+                    .filter(|c| !matches!(c, '"' | '\'' | ' ' | '\t' | '[' | ']'))
+                    .collect();
+                (full, k)
+            });
+            match key {
+                Some((full, k)) if !k.is_empty() => cx.err(
+                    &full,
+                    Some(&k),
+                    format!("invalid TOML: {msg}: it is set twice"),
+                ),
+                _ => cx.err(&span, None, format!("invalid TOML: {msg}")),
+            }
             return Err(SpecErrors::sorted(cx.errors));
         }
     };
@@ -1251,8 +1274,9 @@ pub fn run_id(sweep: &str, canonical: &str) -> String {
         .collect()
 }
 
-/// Check the paths the sweep names: model directories (relative to the sweep file's folder) and
-/// data files (relative to the data directory).
+/// Check the paths the sweep names: model directories (relative to the sweep file's folder: config.json,
+/// tokenizer and, for pretrained runs, the weights' framing) and data files (relative to the data
+/// directory: readable, not empty, not binary, every line UTF-8).
 pub fn check_paths(sweep: &Sweep, data_dir: &Path) -> Result<(), SpecErrors> {
     let mut errors = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -1260,12 +1284,26 @@ pub fn check_paths(sweep: &Sweep, data_dir: &Path) -> Result<(), SpecErrors> {
         if !seen.insert((m.key.clone(), m.value.clone())) {
             continue;
         }
+        // Weights are read only by runs that load a pretrained checkpoint from this directory.
+        let needs_weights = || {
+            sweep.runs.iter().any(|r| {
+                r.config.get(&m.key).and_then(Value::as_str) == Some(m.value.as_str())
+                    && r.config.get("model.init").and_then(Value::as_str) == Some("pretrained")
+            })
+        };
+        let check_model = |dir: &Path| {
+            crate::model::check_dir(dir, needs_weights())
+                .err()
+                .map(|e| e.to_string())
+        };
         let problem = match m.key.as_str() {
-            "model.hub" => config::resolve_hub(&m.value).err().or_else(|| {
-                let dir = config::resolve_hub(&m.value).ok()?;
-                (!dir.join("config.json").is_file())
-                    .then(|| format!("{} has no config.json", dir.display()))
-            }),
+            "model.hub" => match config::resolve_hub(&m.value) {
+                Err(e) => Some(e),
+                Ok(dir) if !dir.join("config.json").is_file() => {
+                    Some(format!("{} has no config.json", dir.display()))
+                }
+                Ok(dir) => check_model(&dir),
+            },
             "model.path" => {
                 let dir = config::resolve_model_path(&sweep.file, &m.value);
                 if !dir.is_dir() {
@@ -1276,13 +1314,13 @@ pub fn check_paths(sweep: &Sweep, data_dir: &Path) -> Result<(), SpecErrors> {
                         dir.display()
                     ))
                 } else {
-                    None
+                    check_model(&dir)
                 }
             }
             _ => {
                 let p = config::resolve_data_path(data_dir, &m.value);
-                (!p.is_file()).then(|| {
-                    format!(
+                if !p.is_file() {
+                    Some(format!(
                         "data file {} not found{}",
                         p.display(),
                         if Path::new(&m.value).is_absolute() {
@@ -1290,8 +1328,10 @@ pub fn check_paths(sweep: &Sweep, data_dir: &Path) -> Result<(), SpecErrors> {
                         } else {
                             format!(" (relative paths resolve against the data directory {}; set --data-dir or SIMSWEEP_DATA_DIR)", data_dir.display())
                         }
-                    )
-                })
+                    ))
+                } else {
+                    crate::data::check_text_file(&p).err()
+                }
             }
         };
         if let Some(message) = problem {
