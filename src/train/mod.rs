@@ -6,6 +6,7 @@
 //! (0 = the initial model).
 
 pub mod checkpoint;
+pub mod fault;
 pub mod loss;
 pub mod optim;
 
@@ -223,6 +224,7 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
     let eval_bs = cfg.eval.batch_size as usize;
 
     let loss_fn = loss::build(cfg)?;
+    let faults = fault::Faults::from_env(job.out_dir)?;
     let named: Vec<(String, Tensor)> = model
         .vs
         .variables()
@@ -482,7 +484,9 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
             z2: &z2,
             z3: z3.as_ref(),
         });
+        let out = faults.on_loss(step, out);
         scaler.backward(&out.loss);
+        faults.on_backward(step, &model.vs);
         let gnorm = if scaler.unscale_and_check(&mut opt) {
             opt.step(lr, cfg.train.max_grad_norm)
         } else {
