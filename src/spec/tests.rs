@@ -292,7 +292,7 @@ fn a_sweep_far_too_large_is_refused_before_planning_with_its_count() {
         "refusal must not expand the grid"
     );
     assert!(
-        e.contains("the sweep expands to 1000000000 runs (1000 (train.batch_size) × 1000 (train.max_len) × 1000 (train.steps) × 1 seeds), more than the limit of 100000"),
+        e.contains("the sweep expands to 1000000000 runs (1000 (train.batch_size) × 1000 (train.max_len) × 1000 (train.steps) × 1 seed), more than the limit of 100000"),
         "{e}"
     );
 }
