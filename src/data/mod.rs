@@ -354,9 +354,17 @@ mod tests {
     fn the_plan_check_accepts_text_and_names_the_first_bad_line() {
         let d = tempfile::tempdir().unwrap();
         // CRLF endings, no final newline, multi-byte characters, blank lines: all fine.
-        let ok = write(d.path(), "ok.txt", "naïve café\r\n\r\nlast — line".as_bytes());
+        let ok = write(
+            d.path(),
+            "ok.txt",
+            "naïve café\r\n\r\nlast — line".as_bytes(),
+        );
         assert_eq!(check_text_file(&ok), Ok(()));
-        let bad = write(d.path(), "bad.txt", b"one\r\nt\xc3\xa9\xe2\x82 cut\r\n\xff\n");
+        let bad = write(
+            d.path(),
+            "bad.txt",
+            b"one\r\nt\xc3\xa9\xe2\x82 cut\r\n\xff\n",
+        );
         let msg = check_text_file(&bad).unwrap_err();
         assert!(
             msg.ends_with("bad.txt: line 2 is not valid UTF-8 (byte 0xE2 at column 3); convert the file to UTF-8 or remove the line"),
