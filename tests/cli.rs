@@ -53,10 +53,15 @@ fn setup(body: &str) -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
 
 const SWEEP: &str = "[sweep]\nname = \"cli\"\nseeds = [1, 2]\n[base]\nmodel.path = \"/dev/null/x\"\ndata.train = [\"train.txt\"]\n[grid]\ntrain.temperature = [0.05, 0.1]\n";
 
+/// SWEEP with the tiny model (random init: it has no weights, which plan checks for pretrained
+/// runs); the lines from [grid] on move down by one.
 fn sweep_with_model() -> String {
     SWEEP.replace(
-        "/dev/null/x",
-        &repo().join("models/tiny-bert").display().to_string(),
+        "\"/dev/null/x\"",
+        &format!(
+            "\"{}\"\nmodel.init = \"random\"",
+            repo().join("models/tiny-bert").display()
+        ),
     )
 }
 
@@ -127,7 +132,7 @@ fn a_bad_sweep_file_exits_2_with_file_line_key_and_writes_nothing() {
     assert_eq!(
         err.trim(),
         format!(
-            "error: {}:8:28: key `train.temperature`: 0.0 is out of range: expected a number > 0",
+            "error: {}:9:28: key `train.temperature`: 0.0 is out of range: expected a number > 0",
             sweep.display()
         )
     );
@@ -165,7 +170,7 @@ fn missing_data_or_model_is_reported_before_anything_is_written() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains(":6:14: key `data.train`: data file /nonexistent/train.txt not found (relative paths resolve against the data directory /nonexistent; set --data-dir or SIMSWEEP_DATA_DIR)"), "{err}");
+    assert!(err.contains(":7:14: key `data.train`: data file /nonexistent/train.txt not found (relative paths resolve against the data directory /nonexistent; set --data-dir or SIMSWEEP_DATA_DIR)"), "{err}");
     assert!(!db.exists());
 }
 

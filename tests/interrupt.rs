@@ -157,6 +157,26 @@ fn check_complete(db: &Path) {
         for f in ["config.json", "model.safetensors", "vocab.txt"] {
             assert!(b.join(f).is_file(), "{} lacks {f}", b.display());
         }
+        // Loadable by the model loader, with finite weights.
+        let m = simsweep::model::LoadedModel::load(
+            b,
+            simsweep::model::Init::Pretrained { seed: 0 },
+            &Default::default(),
+            tch::Device::Cpu,
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", b.display()));
+        assert!(
+            m.report.initialised.is_empty(),
+            "{:?}",
+            m.report.initialised
+        );
+        for (name, t) in m.vs.variables() {
+            assert!(
+                t.isfinite().all().int64_value(&[]) != 0,
+                "{}: {name} is not finite",
+                b.display()
+            );
+        }
         let leftovers: Vec<_> = std::fs::read_dir(b.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -217,56 +237,91 @@ fn ctrl_c_cancels_cleanly_and_the_next_run_completes() {
     );
 }
 
+/// A number from the environment, or `default`.
+fn env_count(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name}={v}: expected a number"))
+        })
+        .unwrap_or(default)
+}
+
+/// `SIMSWEEP_CRASH_KILLS` kills (default 6) per seed, `SIMSWEEP_CRASH_SEEDS` seeds (default 1), each
+/// seed a fresh database: its kill points (committed loss rows) and a delay after each (0–250 ms,
+/// so kills also land inside evaluations, checkpoint saves and commits) come from the seed.
 #[test]
 fn kill_9_at_many_moments_then_resume_matches_an_uninterrupted_sweep() {
     let Some(data) = data_dir() else { return };
+    let kills = env_count("SIMSWEEP_CRASH_KILLS", 6);
+    let seeds = env_count("SIMSWEEP_CRASH_SEEDS", 1);
     let dir = tempfile::tempdir().unwrap();
     let sweep = setup(dir.path());
+    let t0 = Instant::now();
     let want = values(&reference(&data, &sweep, dir.path()));
-    let db = dir.path().join("r.db");
-    // Kill points spread over both runs (loss rows committed when the kill lands), from a fixed
-    // seed: early, between checkpoints, across the run boundary, near the end.
-    let mut seed = 0x5eed_u64;
-    let mut points: Vec<i64> = (0..6)
-        .map(|_| {
+    let (mut landed, mut resumptions) = (0, 0);
+    for s in 0..seeds {
+        let db = dir.path().join(format!("r{s}.db"));
+        // Kill points spread over both runs (loss rows committed when the kill lands): early,
+        // between checkpoints, across the run boundary, near the end.
+        let mut seed = 0x5eed_u64 + s;
+        let mut next = || {
             seed = seed
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            10 + ((seed >> 33) % (2 * STEPS as u64 - 20)) as i64
-        })
-        .collect();
-    points.sort();
-    let mut resumed_from = 0;
-    for at in points {
-        let mut child = start(&db, &data, &sweep);
-        if !wait_for_rows_or_exit(&db, at, &mut child) {
-            break;
+            seed >> 33
+        };
+        let mut points: Vec<(i64, u64)> = (0..kills)
+            .map(|_| (10 + (next() % (2 * STEPS as u64 - 20)) as i64, next() % 250))
+            .collect();
+        points.sort();
+        let mut landed_here = 0;
+        for (at, delay) in points {
+            let mut child = start(&db, &data, &sweep);
+            if !wait_for_rows_or_exit(&db, at, &mut child) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(delay));
+            child.kill().unwrap();
+            child.wait().unwrap();
+            landed_here += 1;
         }
-        child.kill().unwrap();
-        child.wait().unwrap();
-        resumed_from += 1;
+        assert!(
+            landed_here >= kills.min(3),
+            "seed {s}: only {landed_here} kills landed"
+        );
+        let status = start(&db, &data, &sweep).wait().unwrap();
+        assert!(status.success());
+        check_complete(&db);
+        let c = Connection::open(&db).unwrap();
+        let resumed = count(
+            &c,
+            "SELECT count(*) FROM events WHERE kind = 'started' AND message LIKE '%resuming from step%'",
+        );
+        assert!(
+            resumed >= 2.min(landed_here as i64),
+            "seed {s}: killed runs resume from their checkpoints"
+        );
+        // Same dropout masks, same data order, same optimizer state: the interrupted sweep's
+        // values are exactly the uninterrupted sweep's.
+        let got = values(&db);
+        assert_eq!(got.len(), want.len());
+        let differ: Vec<_> = got
+            .iter()
+            .filter(|(k, v)| want.get(*k) != Some(*v))
+            .take(5)
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "seed {s}: values differ from the reference: {differ:?}"
+        );
+        landed += landed_here;
+        resumptions += resumed;
     }
-    assert!(resumed_from >= 3, "only {resumed_from} kills landed");
-    let status = start(&db, &data, &sweep).wait().unwrap();
-    assert!(status.success());
-    check_complete(&db);
-    let c = Connection::open(&db).unwrap();
-    assert!(
-        count(&c, "SELECT count(*) FROM events WHERE kind = 'started' AND message LIKE '%resuming from step%'") >= 2,
-        "killed runs resume from their checkpoints"
-    );
-    // Same dropout masks, same data order, same optimizer state: the interrupted sweep's values
-    // are exactly the uninterrupted sweep's.
-    let got = values(&db);
-    assert_eq!(got.len(), want.len());
-    let differ: Vec<_> = got
-        .iter()
-        .filter(|(k, v)| want.get(*k) != Some(*v))
-        .take(5)
-        .collect();
-    assert!(
-        differ.is_empty(),
-        "values differ from the reference: {differ:?}"
+    eprintln!(
+        "kill -9: {landed} kills landed over {seeds} seeds, {resumptions} resumptions from a checkpoint, {:.0} s",
+        t0.elapsed().as_secs_f64()
     );
 }
 

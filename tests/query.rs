@@ -429,7 +429,10 @@ fn query_reads_in_three_formats_and_refuses_to_write() {
             "only reading statements are allowed",
         ),
         ("SELECT 1; DELETE FROM runs", "one statement at a time"),
-        ("ATTACH 'other.db' AS o", "returns no rows"),
+        (
+            "ATTACH 'other.db' AS o",
+            "ATTACH, DETACH and transaction statements are refused",
+        ),
         ("SELECT * FROM nowhere", "no such table: nowhere"),
     ] {
         let err = bad(&db, &["query", sql]);

@@ -30,6 +30,11 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// What `broken.txt` holds: one sentence, fewer examples than one batch of 8. Planning accepts the
+/// file (it is text); its run fails when training starts, alone ("1 training examples are fewer
+/// than one batch of 8"), and a longer file fixes it for `--retry-failed`.
+const BROKEN: &str = "a single sentence\n";
+
 /// A sweep of four micro runs: three train on `data.txt`, the fourth on `broken.txt`.
 fn write_sweep(dir: &Path, train: &str, broken: &Path, name: &str) -> PathBuf {
     micro_model(dir);
@@ -74,7 +79,7 @@ fn dry_run_prints_the_script_and_task_table_and_writes_nothing() {
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("data.txt"), "a sentence\nanother one\n").unwrap();
     let broken = data.join("broken.txt");
-    std::fs::write(&broken, "").unwrap();
+    std::fs::write(&broken, BROKEN).unwrap();
     let sweep = write_sweep(dir.path(), "data.txt", &broken, "dry");
     let db = dir.path().join("results/r.db");
     let path = path_without_slurm();
@@ -246,7 +251,7 @@ fn tasks_that_end_without_a_shard_are_settled_from_slurms_state() {
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("data.txt"), "a sentence\n").unwrap();
     let broken = data.join("broken.txt");
-    std::fs::write(&broken, "").unwrap();
+    std::fs::write(&broken, BROKEN).unwrap();
     let sweep = write_sweep(dir.path(), "data.txt", &broken, "fake");
     let s = sweep.display().to_string();
     let db = dir.path().join("results/r.db");
@@ -546,7 +551,7 @@ fn a_sweep_runs_as_a_slurm_job_array_and_failed_runs_are_retried() {
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
     let broken = work.join("broken.txt");
-    std::fs::write(&broken, "").unwrap(); // passes planning (it exists), fails at run time
+    std::fs::write(&broken, BROKEN).unwrap();
     let sweep = write_sweep(&work, "wiki1m_for_simcse.head.txt", &broken, "array");
     let s = sweep.display().to_string();
     let db = work.join("results/r.db");
@@ -616,10 +621,7 @@ fn a_sweep_runs_as_a_slurm_job_array_and_failed_runs_are_retried() {
         "{st}"
     );
     assert!(
-        st.contains(&format!(
-            "failed at step -: data file {} is empty",
-            broken.display()
-        )),
+        st.contains("failed at step -: 1 training examples are fewer than one batch of 8"),
         "{st}"
     );
 

@@ -143,6 +143,7 @@ struct Prepared {
     tokens: u64,
     padded: u64,
     parameters: i64,
+    flop_parameters: i64,
 }
 
 fn prepare(o: &Options, tmp: &Path) -> Result<Prepared> {
@@ -185,13 +186,17 @@ fn prepare(o: &Options, tmp: &Path) -> Result<Prepared> {
     let model =
         crate::model::LoadedModel::from_run_config(&config.model, &sweep_file, 1, Device::Cpu)
             .context("loading the benchmark model")?;
-    let parameters = model
-        .vs
-        .variables()
-        .values()
-        .filter(|t| t.requires_grad())
-        .map(|t| t.numel() as i64)
-        .sum();
+    let vars = model.vs.variables();
+    let count = |keep: &dyn Fn(&str) -> bool| -> i64 {
+        vars.iter()
+            .filter(|(n, t)| t.requires_grad() && keep(n))
+            .map(|(_, t)| t.numel() as i64)
+            .sum()
+    };
+    let parameters = count(&|_| true);
+    // Model FLOPs count the matrix products: the embedding tables are looked up, not multiplied,
+    // and the pooler and SimCSE's MLP are not used by average pooling.
+    let flop_parameters = count(&|n| n.starts_with("encoder."));
     let corpus = crate::data::read_corpus(std::slice::from_ref(&train_file), "lines")?;
     let tok = crate::data::batch::tokenize(&corpus, &|t: &str| {
         let mut v = model.tokenizer.tokenize(&[t], o.max_len)?;
@@ -228,6 +233,7 @@ fn prepare(o: &Options, tmp: &Path) -> Result<Prepared> {
         tokens,
         padded,
         parameters,
+        flop_parameters,
     })
 }
 
@@ -431,9 +437,10 @@ pub fn train(o: &Options) -> Result<f64> {
         );
         metrics_cost = Some(cost);
     }
-    // Model FLOP utilisation: 6 × parameters × tokens (padded: what the device computes) per second.
+    // Model FLOP utilisation: 6 × encoder parameters × tokens (padded: what the device computes)
+    // per second.
     let flops = |sents_per_s: f64| {
-        6.0 * p.parameters as f64 * per_step_padded * sents_per_s / o.batch as f64
+        6.0 * p.flop_parameters as f64 * per_step_padded * sents_per_s / o.batch as f64
     };
     let measured = measured_matmul_peak(o.device, &o.precision);
     let nominal = o
@@ -442,7 +449,8 @@ pub fn train(o: &Options) -> Result<f64> {
         .or_else(|| gpu.as_deref().and_then(nominal_peak));
     let mfu = |peak: f64| 100.0 * flops(s) / peak;
     print!(
-        "  model FLOP/s (6·N·padded tokens): simsweep {:.2} TFLOP/s, reference {:.2} TFLOP/s; MFU vs measured {} matmul peak {:.2} TFLOP/s: simsweep {:.1} %, reference {:.1} %",
+        "  model FLOP/s (6 × {:.1} M encoder parameters × padded tokens): simsweep {:.2} TFLOP/s, reference {:.2} TFLOP/s; MFU vs measured {} matmul peak {:.2} TFLOP/s: simsweep {:.1} %, reference {:.1} %",
+        p.flop_parameters as f64 / 1e6,
         flops(s) / 1e12,
         flops(r) / 1e12,
         o.precision,
@@ -505,6 +513,7 @@ pub fn train(o: &Options) -> Result<f64> {
             "threads": threads,
             "geometry": o.geometry,
             "parameters": p.parameters,
+            "encoder_parameters": p.flop_parameters,
             "batch": o.batch,
             "max_len": o.max_len,
             "precision": o.precision,

@@ -75,6 +75,57 @@ pub fn read_corpus(files: &[PathBuf], format: &str) -> Result<Corpus> {
     Ok(corpus)
 }
 
+/// Check a text data file before planning: readable, not empty, no NUL byte (binary), every line
+/// valid UTF-8. Reads the file once, line by line (constant memory). The error names the file and,
+/// for a bad line, its number (1-based) and the column of the first bad byte.
+pub fn check_text_file(path: &Path) -> std::result::Result<(), String> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path)
+        .map_err(|e| format!("cannot read data file {}: {e}", path.display()))?;
+    let mut r = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut line = Vec::new();
+    let mut n = 0usize;
+    let mut bytes = 0u64;
+    let mut text = false;
+    loop {
+        line.clear();
+        let got = r
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("cannot read data file {}: {e}", path.display()))?;
+        if got == 0 {
+            break;
+        }
+        n += 1;
+        bytes += got as u64;
+        if line.contains(&0) {
+            return Err(format!(
+                "data file {} looks binary (line {n} contains a NUL byte); expected text",
+                path.display()
+            ));
+        }
+        if let Err(e) = std::str::from_utf8(&line) {
+            let at = e.valid_up_to();
+            let col = String::from_utf8_lossy(&line[..at]).chars().count() + 1;
+            return Err(format!(
+                "data file {}: line {n} is not valid UTF-8 (byte 0x{:02X} at column {col}); convert the file to UTF-8 or remove the line",
+                path.display(),
+                line[at]
+            ));
+        }
+        text |= line.iter().any(|b| !b.is_ascii_whitespace());
+    }
+    if bytes == 0 {
+        return Err(format!("data file {} is empty", path.display()));
+    }
+    if !text {
+        return Err(format!(
+            "data file {} has no text ({n} empty lines)",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     let bytes =
         std::fs::read(path).with_context(|| format!("cannot read data file {}", path.display()))?;
@@ -297,6 +348,35 @@ mod tests {
         );
         assert_eq!((c.skipped_empty, c.skipped_non_utf8), (2, 1));
         assert!(!c.supervised);
+    }
+
+    #[test]
+    fn the_plan_check_accepts_text_and_names_the_first_bad_line() {
+        let d = tempfile::tempdir().unwrap();
+        // CRLF endings, no final newline, multi-byte characters, blank lines: all fine.
+        let ok = write(
+            d.path(),
+            "ok.txt",
+            "naïve café\r\n\r\nlast — line".as_bytes(),
+        );
+        assert_eq!(check_text_file(&ok), Ok(()));
+        let bad = write(
+            d.path(),
+            "bad.txt",
+            b"one\r\nt\xc3\xa9\xe2\x82 cut\r\n\xff\n",
+        );
+        let msg = check_text_file(&bad).unwrap_err();
+        assert!(
+            msg.ends_with("bad.txt: line 2 is not valid UTF-8 (byte 0xE2 at column 3); convert the file to UTF-8 or remove the line"),
+            "{msg}"
+        );
+        let nul = write(d.path(), "nul.txt", b"text\nmore\n\x00\n");
+        assert!(check_text_file(&nul)
+            .unwrap_err()
+            .ends_with("nul.txt looks binary (line 3 contains a NUL byte); expected text"));
+        assert!(check_text_file(&d.path().join("none.txt"))
+            .unwrap_err()
+            .starts_with("cannot read data file "));
     }
 
     #[test]

@@ -132,8 +132,9 @@ impl Tokenizer {
         let mut lowercase = None;
         let names = SpecialNames::resolve(model_type, tok_config.as_ref(), special_map.as_ref());
         let mut inner = if json.is_file() {
-            let mut t = tokenizers::Tokenizer::from_file(&json)
-                .map_err(|e| ModelError::tokenizer(&json, e))?;
+            let mut t = tokenizers::Tokenizer::from_file(&json).map_err(|e| {
+                ModelError::tokenizer(&json, format!("not a valid tokenizer.json ({e})"))
+            })?;
             t.with_truncation(None)
                 .map_err(|e| ModelError::tokenizer(&json, e))?;
             t.with_padding(None);

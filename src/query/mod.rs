@@ -984,6 +984,18 @@ pub fn prepare_readonly<'c>(conn: &'c Connection, sql: &str) -> Result<rusqlite:
         return input("only reading statements are allowed (SELECT, WITH … SELECT, EXPLAIN, read-only PRAGMA); this statement would change the database");
     }
     if st.column_count() == 0 {
+        let first = sql
+            .trim_start()
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        if matches!(
+            first.as_str(),
+            "ATTACH" | "DETACH" | "BEGIN" | "COMMIT" | "END" | "ROLLBACK" | "SAVEPOINT" | "RELEASE"
+        ) {
+            return input("ATTACH, DETACH and transaction statements are refused: give one SELECT (or WITH … SELECT) statement");
+        }
         return input(
             "the statement returns no rows to show: give a SELECT (or WITH … SELECT) statement",
         );

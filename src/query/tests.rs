@@ -659,8 +659,14 @@ fn sql_must_be_one_reading_statement() {
         ("PRAGMA user_version = 9", "only reading statements"),
         ("SELECT 1; DELETE FROM runs", "one statement at a time"),
         ("SELECT 1; SELECT 2", "one statement at a time"),
-        ("ATTACH 'x.db' AS x", "the statement returns no rows"),
-        ("BEGIN", "the statement returns no rows"),
+        (
+            "ATTACH 'x.db' AS x",
+            "ATTACH, DETACH and transaction statements are refused",
+        ),
+        (
+            "BEGIN",
+            "ATTACH, DETACH and transaction statements are refused",
+        ),
         ("  -- nothing\n", "empty query"),
         ("SELEC 1", "near \"SELEC\": syntax error"),
         ("SELECT * FROM nope", "no such table: nope"),

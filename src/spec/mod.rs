@@ -36,7 +36,12 @@ pub struct SpecError {
 
 impl fmt::Display for SpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.col)?;
+        // Line 0: a problem with the file as a whole (it cannot be read).
+        if self.line == 0 {
+            write!(f, "{}: ", self.file.display())?;
+        } else {
+            write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.col)?;
+        }
         if let Some(k) = &self.key {
             write!(f, "key `{k}`: ")?;
         }
@@ -398,7 +403,25 @@ pub fn parse(file: &Path, text: &str) -> Result<Sweep, SpecErrors> {
         Err(e) => {
             let span = e.span().unwrap_or(0..0);
             let msg = e.message().trim().replace('\n', "; ");
-            cx.err(&span, None, format!("invalid TOML: {msg}"));
+            // The parser points at the last segment of a duplicate dotted key: name all of it.
+            let key = msg.starts_with("duplicate key").then(|| {
+                let full = cx.dotted_key_start(span.clone());
+                let k: String = text
+                    .get(full.clone())
+                    .unwrap_or("")
+                    .chars()
+                    .filter(|c| !matches!(c, '"' | '\'' | ' ' | '\t' | '[' | ']'))
+                    .collect();
+                (full, k)
+            });
+            match key {
+                Some((full, k)) if !k.is_empty() => cx.err(
+                    &full,
+                    Some(&k),
+                    format!("invalid TOML: {msg}: it is set twice"),
+                ),
+                _ => cx.err(&span, None, format!("invalid TOML: {msg}")),
+            }
             return Err(SpecErrors::sorted(cx.errors));
         }
     };
@@ -438,9 +461,10 @@ pub fn parse(file: &Path, text: &str) -> Result<Sweep, SpecErrors> {
                         "seeds" => match value::to_json(sv.get_ref()) {
                             Ok(Value::Array(a)) if !a.is_empty() => {
                                 let mut s = Vec::new();
+                                let mut listed = std::collections::HashSet::new();
                                 for x in &a {
                                     match x.as_i64().filter(|i| *i >= 0) {
-                                        Some(i) if s.contains(&i) => cx.err(&sv.span(), Some(&key), format!("seed {i} is listed twice")),
+                                        Some(i) if !listed.insert(i) => cx.err(&sv.span(), Some(&key), format!("seed {i} is listed twice")),
                                         Some(i) => s.push(i),
                                         None => cx.err(&sv.span(), Some(&key), format!("expected integers ≥ 0, found {}", value::describe(x))),
                                     }
@@ -687,7 +711,11 @@ pub fn parse(file: &Path, text: &str) -> Result<Sweep, SpecErrors> {
         total = total.saturating_mul(a.choices.len() as u128);
         factors.push(format!("{} ({})", a.choices.len(), a.keys.join(", ")));
     }
-    factors.push(format!("{} seeds", seeds.len()));
+    factors.push(format!(
+        "{} seed{}",
+        seeds.len(),
+        if seeds.len() == 1 { "" } else { "s" }
+    ));
     if total > MAX_RUNS {
         let at = axes
             .first()
@@ -695,8 +723,14 @@ pub fn parse(file: &Path, text: &str) -> Result<Sweep, SpecErrors> {
             .and_then(|c| c.first())
             .map(|g| g.span.clone())
             .unwrap_or(0..0);
+        // u128 saturates past 3.4 × 10^38 runs: say so rather than print its maximum as a count.
+        let count = if total == u128::MAX {
+            "more than 10^38".to_string()
+        } else {
+            total.to_string()
+        };
         cx.err(&at, None, format!(
-            "the sweep expands to {total} runs ({}), more than the limit of {MAX_RUNS}; split it into smaller sweeps",
+            "the sweep expands to {count} runs ({}), more than the limit of {MAX_RUNS}; split it into smaller sweeps",
             factors.join(" × ")
         ));
         return Err(SpecErrors::sorted(cx.errors));
@@ -828,13 +862,70 @@ fn valid_name(n: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
+/// A text that is equal for two values exactly when `serde_json::Value`'s `==` says they are equal
+/// (floats by value, so `0.0` and `-0.0` are one; an integer never equals a float), for finding
+/// duplicates in linear time: an axis of 100,000 values is checked in milliseconds, not minutes.
+fn value_key(v: &Value, out: &mut String) {
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(0.0);
+            let f = if f == 0.0 { 0.0 } else { f };
+            out.push_str(&format!("f{:x}", f.to_bits()));
+        }
+        Value::Number(n) => out.push_str(&format!("i{n}")),
+        Value::String(t) => {
+            out.push('s');
+            out.push_str(&Value::String(t.clone()).to_string());
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for x in a {
+                value_key(x, out);
+                out.push(',');
+            }
+            out.push(']');
+        }
+        Value::Object(o) => {
+            out.push('{');
+            let mut keys: Vec<&String> = o.keys().collect();
+            keys.sort();
+            for k in keys {
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                value_key(&o[k], out);
+                out.push(',');
+            }
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// The first row (index) that repeats an earlier one, comparing rows of values.
+fn first_duplicate_by<'a, I>(rows: impl Iterator<Item = I>) -> Option<usize>
+where
+    I: Iterator<Item = &'a Value>,
+{
+    let mut seen = std::collections::HashSet::new();
+    for (i, row) in rows.enumerate() {
+        let mut k = String::new();
+        for v in row {
+            value_key(v, &mut k);
+            k.push(';');
+        }
+        if !seen.insert(k) {
+            return Some(i);
+        }
+    }
+    None
+}
+
 fn first_duplicate(vals: &[Given]) -> Option<usize> {
-    (1..vals.len()).find(|&i| vals[..i].iter().any(|p| p.value == vals[i].value))
+    first_duplicate_by(vals.iter().map(|g| std::iter::once(&g.value)))
 }
 
 fn first_duplicate_rows(rows: &[Vec<Given>]) -> Option<usize> {
-    let same = |a: &[Given], b: &[Given]| a.iter().zip(b).all(|(x, y)| x.value == y.value);
-    (1..rows.len()).find(|&i| rows[..i].iter().any(|p| same(p, &rows[i])))
+    first_duplicate_by(rows.iter().map(|r| r.iter().map(|g| &g.value)))
 }
 
 fn matches_exclude(ex: &Exclude, config: &BTreeMap<String, Value>) -> bool {
@@ -1251,8 +1342,9 @@ pub fn run_id(sweep: &str, canonical: &str) -> String {
         .collect()
 }
 
-/// Check the paths the sweep names: model directories (relative to the sweep file's folder) and
-/// data files (relative to the data directory).
+/// Check the paths the sweep names: model directories (relative to the sweep file's folder: config.json,
+/// tokenizer and, for pretrained runs, the weights' framing) and data files (relative to the data
+/// directory: readable, not empty, not binary, every line UTF-8).
 pub fn check_paths(sweep: &Sweep, data_dir: &Path) -> Result<(), SpecErrors> {
     let mut errors = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -1260,12 +1352,26 @@ pub fn check_paths(sweep: &Sweep, data_dir: &Path) -> Result<(), SpecErrors> {
         if !seen.insert((m.key.clone(), m.value.clone())) {
             continue;
         }
+        // Weights are read only by runs that load a pretrained checkpoint from this directory.
+        let needs_weights = || {
+            sweep.runs.iter().any(|r| {
+                r.config.get(&m.key).and_then(Value::as_str) == Some(m.value.as_str())
+                    && r.config.get("model.init").and_then(Value::as_str) == Some("pretrained")
+            })
+        };
+        let check_model = |dir: &Path| {
+            crate::model::check_dir(dir, needs_weights())
+                .err()
+                .map(|e| e.to_string())
+        };
         let problem = match m.key.as_str() {
-            "model.hub" => config::resolve_hub(&m.value).err().or_else(|| {
-                let dir = config::resolve_hub(&m.value).ok()?;
-                (!dir.join("config.json").is_file())
-                    .then(|| format!("{} has no config.json", dir.display()))
-            }),
+            "model.hub" => match config::resolve_hub(&m.value) {
+                Err(e) => Some(e),
+                Ok(dir) if !dir.join("config.json").is_file() => {
+                    Some(format!("{} has no config.json", dir.display()))
+                }
+                Ok(dir) => check_model(&dir),
+            },
             "model.path" => {
                 let dir = config::resolve_model_path(&sweep.file, &m.value);
                 if !dir.is_dir() {
@@ -1276,13 +1382,13 @@ pub fn check_paths(sweep: &Sweep, data_dir: &Path) -> Result<(), SpecErrors> {
                         dir.display()
                     ))
                 } else {
-                    None
+                    check_model(&dir)
                 }
             }
             _ => {
                 let p = config::resolve_data_path(data_dir, &m.value);
-                (!p.is_file()).then(|| {
-                    format!(
+                if !p.is_file() {
+                    Some(format!(
                         "data file {} not found{}",
                         p.display(),
                         if Path::new(&m.value).is_absolute() {
@@ -1290,8 +1396,10 @@ pub fn check_paths(sweep: &Sweep, data_dir: &Path) -> Result<(), SpecErrors> {
                         } else {
                             format!(" (relative paths resolve against the data directory {}; set --data-dir or SIMSWEEP_DATA_DIR)", data_dir.display())
                         }
-                    )
-                })
+                    ))
+                } else {
+                    crate::data::check_text_file(&p).err()
+                }
             }
         };
         if let Some(message) = problem {

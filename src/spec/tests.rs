@@ -292,7 +292,7 @@ fn a_sweep_far_too_large_is_refused_before_planning_with_its_count() {
         "refusal must not expand the grid"
     );
     assert!(
-        e.contains("the sweep expands to 1000000000 runs (1000 (train.batch_size) × 1000 (train.max_len) × 1000 (train.steps) × 1 seeds), more than the limit of 100000"),
+        e.contains("the sweep expands to 1000000000 runs (1000 (train.batch_size) × 1000 (train.max_len) × 1000 (train.steps) × 1 seed), more than the limit of 100000"),
         "{e}"
     );
 }
@@ -326,11 +326,23 @@ fn non_utf8_sweep_file_is_refused() {
     );
 }
 
+/// A model directory that passes the plan-time check: the tiny model's config.json and vocabulary,
+/// and a (well-framed, empty) model.safetensors.
+fn stub_model(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny-bert");
+    for f in ["config.json", "vocab.txt"] {
+        std::fs::copy(tiny.join(f), dir.join(f)).unwrap();
+    }
+    let mut st = 2u64.to_le_bytes().to_vec();
+    st.extend_from_slice(b"{}");
+    std::fs::write(dir.join("model.safetensors"), st).unwrap();
+}
+
 #[test]
 fn paths_are_checked_against_the_data_dir_and_sweep_folder() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("models/m")).unwrap();
-    std::fs::write(dir.path().join("models/m/config.json"), "{}").unwrap();
+    stub_model(&dir.path().join("models/m"));
     std::fs::create_dir_all(dir.path().join("data")).unwrap();
     std::fs::create_dir_all(dir.path().join("sweeps")).unwrap();
     std::fs::write(dir.path().join("data/wiki.txt"), "a\n").unwrap();
@@ -370,8 +382,7 @@ fn hub_ids_are_checked_in_the_hf_cache() {
         .unwrap_or_else(|p| p.into_inner());
     let cache = tempfile::tempdir().unwrap();
     let snap = cache.path().join("models--org--tiny/snapshots/abc");
-    std::fs::create_dir_all(&snap).unwrap();
-    std::fs::write(snap.join("config.json"), "{}").unwrap();
+    stub_model(&snap);
     let data = tempfile::tempdir().unwrap();
     std::fs::write(data.path().join("w.txt"), "x\n").unwrap();
     std::env::set_var("HF_HUB_CACHE", cache.path());

@@ -31,16 +31,14 @@ pub enum StoreError {
     },
     #[error("database {path}: not a simsweep database (it has tables but no simsweep schema version); choose another --db")]
     Foreign { path: PathBuf },
-    #[error("database {path}: not a SQLite database, or the file is corrupt ({source})")]
-    Corrupt {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
-    #[error("database {path}: cannot create its folder {dir}: {source}")]
+    #[error("database {path}: not a SQLite database, or the file is corrupt ({reason}); it was left as it is: restore it from a copy or choose another --db")]
+    Corrupt { path: PathBuf, reason: String },
+    /// The OS error is part of the message, not a source (a chain would print it twice).
+    #[error("database {path}: cannot create its folder {dir}: {cause}")]
     Dir {
         path: PathBuf,
         dir: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("database {path}: {source}")]
     Sqlite {
@@ -79,9 +77,16 @@ pub struct PlanSummary {
 pub(crate) fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |source| {
         if is_corrupt(&source) {
+            // SQLite's own short text ("file is not a database"); not the error as a source, whose
+            // chain would repeat it.
+            let reason = match &source {
+                rusqlite::Error::SqliteFailure(_, Some(m)) => m.clone(),
+                rusqlite::Error::SqliteFailure(f, None) => f.to_string(),
+                other => other.to_string(),
+            };
             StoreError::Corrupt {
                 path: path.into(),
-                source,
+                reason,
             }
         } else {
             StoreError::Sqlite {
@@ -110,10 +115,10 @@ impl Store {
     /// Open (creating if needed) and migrate the database at `path`.
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+            std::fs::create_dir_all(dir).map_err(|cause| StoreError::Dir {
                 path: path.into(),
                 dir: dir.into(),
-                source,
+                cause,
             })?;
         }
         let e = sql_err(path);

@@ -6,6 +6,7 @@
 //! (0 = the initial model).
 
 pub mod checkpoint;
+pub mod fault;
 pub mod loss;
 pub mod optim;
 pub mod profile;
@@ -236,6 +237,7 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
     let eval_bs = cfg.eval.batch_size as usize;
 
     let loss_fn = loss::build(cfg)?;
+    let faults = fault::Faults::from_env(job.out_dir)?;
     let named: Vec<(String, Tensor)> = model
         .vs
         .variables()
@@ -510,8 +512,10 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
             },
             cfg.train.step_metrics,
         );
+        let out = faults.on_loss(step, out);
         prof.mark(step, "loss");
         scaler.backward(&out.loss);
+        faults.on_backward(step, &model.vs);
         prof.mark(step, "backward");
         let gnorm = if scaler.unscale_and_check(&mut opt) {
             opt.step(lr, cfg.train.max_grad_norm)
