@@ -19,34 +19,7 @@ pub fn threads() -> usize {
 pub fn init() -> usize {
     let n = threads();
     tch::set_num_threads(n as i32);
-    keep_freed_memory();
     n
-}
-
-/// libtorch's CPU tensors come from the C allocator, and glibc gives every block above 128 KiB its
-/// own `mmap` and returns freed heap tops to the OS, so each training step faults its activations'
-/// pages in afresh (zero-filled by the kernel). Serving blocks up to 32 MiB from the heap and keeping
-/// freed memory for reuse removes that: the same steps run on memory that is already mapped. The
-/// process keeps its peak heap. `SIMSWEEP_MALLOC=default` leaves glibc's settings alone.
-pub fn keep_freed_memory() -> bool {
-    if std::env::var("SIMSWEEP_MALLOC").is_ok_and(|v| v == "default") {
-        return false;
-    }
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        extern "C" {
-            fn mallopt(param: i32, value: i32) -> i32;
-        }
-        const M_TRIM_THRESHOLD: i32 = -1;
-        const M_MMAP_THRESHOLD: i32 = -3;
-        // SAFETY: mallopt only changes glibc's allocation thresholds; called before other threads
-        // allocate tensors.
-        unsafe {
-            mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, i32::MAX) == 1
-        }
-    }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    false
 }
 
 #[derive(Debug, Serialize)]

@@ -502,6 +502,26 @@ pub fn train(o: &Options) -> Result<f64> {
                 extra.join(", ")
             );
         }
+        if o.metrics_off {
+            // The step metrics' own cost, free of run-to-run noise: the phases they live in (the
+            // loss, where they are computed, and the per-step stacking) with and without them.
+            let (_, off) = run_simsweep(&p, o, false, true)?;
+            let (_, off_phases) = off
+                .as_deref()
+                .and_then(crate::train::profile::parse_summary)
+                .ok_or_else(|| anyhow!("the profiled run without step metrics sent no profile"))?;
+            let get = |ph: &[(String, f64)], n: &str| {
+                ph.iter().find(|(k, _)| k == n).map_or(0.0, |(_, v)| *v)
+            };
+            let on_ms = get(&phases, "loss") + get(&phases, "metrics") + get(&phases, "flush");
+            let off_ms =
+                get(&off_phases, "loss") + get(&off_phases, "metrics") + get(&off_phases, "flush");
+            println!(
+                "    step metrics: loss + metrics + flush phases {on_ms:.2} ms/step with them, {off_ms:.2} without: {:.2} ms/step = {:.3} % of the step (target ≤ 3 %)",
+                on_ms - off_ms,
+                100.0 * (on_ms - off_ms) / total
+            );
+        }
         profile_json = Some(summary);
     }
     if let Some(path) = &o.json {
