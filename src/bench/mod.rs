@@ -683,16 +683,7 @@ pub fn sweep(
     data_dir: &Path,
 ) -> Result<f64> {
     let tmp = TempDir::new()?;
-    let model = tmp.0.join("model");
-    std::fs::create_dir_all(&model)?;
-    std::fs::write(
-        model.join("config.json"),
-        r#"{"architectures": ["BertModel"], "model_type": "bert", "vocab_size": 30522, "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 512, "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 512, "type_vocab_size": 2, "initializer_range": 0.02, "layer_norm_eps": 1e-12, "pad_token_id": 0, "position_embedding_type": "absolute"}"#,
-    )?;
-    std::fs::write(
-        model.join("vocab.txt"),
-        include_str!("../../models/tiny-bert/vocab.txt"),
-    )?;
+    train::write_model_dir(&tmp.0.join("model"), "tiny")?;
     let temps: Vec<String> = (0..runs)
         .map(|i| format!("{}", 0.02 + 0.01 * i as f64))
         .collect();

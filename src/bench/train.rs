@@ -79,6 +79,15 @@ fn geometry_config(g: &str) -> Result<String> {
     ))
 }
 
+/// A model directory of `geometry` (see [`geometry_config`]) with BERT's uncased vocabulary, for
+/// random initialisation.
+pub(super) fn write_model_dir(dir: &Path, geometry: &str) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("config.json"), geometry_config(geometry)?)?;
+    std::fs::write(dir.join("vocab.txt"), VOCAB)?;
+    Ok(())
+}
+
 /// Nominal dense bf16/fp16 tensor-core peaks (FLOP/s) by GPU name.
 fn nominal_peak(name: &str) -> Option<f64> {
     let n = name.to_ascii_uppercase();
@@ -148,10 +157,8 @@ struct Prepared {
 
 fn prepare(o: &Options, tmp: &Path) -> Result<Prepared> {
     let model_dir = tmp.join("model");
-    std::fs::create_dir_all(&model_dir)?;
+    write_model_dir(&model_dir, &o.geometry)?;
     let config_json = model_dir.join("config.json");
-    std::fs::write(&config_json, geometry_config(&o.geometry)?)?;
-    std::fs::write(model_dir.join("vocab.txt"), VOCAB)?;
 
     // Training text: the data file's lines, repeated until the run needs no second epoch.
     let total = o.warmup + o.steps;
