@@ -237,6 +237,8 @@ def check_saved(model_dir, emb_path, tol):
     print(f"{model_dir}: pooling {pooling}, {len(doc['sentences'])} sentences, max |delta| = {delta:.3e} (tol {tol:g})")
     if delta > tol:
         ok = False
+    if "train_grads" in doc:
+        ok = check_gradients(model_dir, doc, tol) and ok
     # sentence-transformers, when installed, must load the directory as is (mean pooling).
     try:
         from sentence_transformers import SentenceTransformer
@@ -252,6 +254,51 @@ def check_saved(model_dir, emb_path, tol):
             print(f"{model_dir}: sentence-transformers mean pooling max |delta| = {d2:.3e}")
             ok = ok and d2 <= tol
     return 0 if ok else 1
+
+
+def check_gradients(model_dir, doc, tol):
+    """One training-mode step with dropout off, as simsweep's test computed it: every sentence as
+    two views, pooled, cosine similarities / 0.05, cross-entropy against the diagonal; compare the
+    loss and every encoder gradient with simsweep's (relative to the largest gradient entry)."""
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModel.from_pretrained(model_dir, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    model.train()
+    enc = tok(doc["sentences"], padding=True, truncation=True, max_length=doc["max_len"], return_tensors="pt")
+    ids = enc["input_ids"].repeat_interleave(2, 0)
+    mask = enc["attention_mask"].repeat_interleave(2, 0)
+    out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    z = pool(out.hidden_states, mask, doc["pooling"]).view(len(doc["sentences"]), 2, -1)
+    sim = torch.nn.functional.cosine_similarity(z[:, 0].unsqueeze(1), z[:, 1].unsqueeze(0), dim=-1) / 0.05
+    loss = torch.nn.functional.cross_entropy(sim, torch.arange(len(doc["sentences"])))
+    loss.backward()
+    ours = load_file(doc["train_grads"])
+    ok = True
+    dl = abs(loss.item() - doc["train_loss"])
+    print(f"{model_dir}: training loss {loss.item():.6f}, simsweep {doc['train_loss']:.6f}, |delta| = {dl:.3e}")
+    ok = dl <= tol
+    grads = {n: (p.grad if p.grad is not None else torch.zeros_like(p)) for n, p in model.named_parameters()
+             if not n.startswith("pooler.")}
+    # Each gradient is compared relative to its own largest entry, floored at 1e-3 of the largest
+    # entry of any: the key biases' gradients are exactly zero in exact arithmetic (softmax does
+    # not see a constant added to every score of a row) and only rounding noise in both.
+    top = max(g.abs().max().item() for g in grads.values())
+    worst, worst_name, compared = 0.0, None, 0
+    for name, g in grads.items():
+        if name not in ours:
+            if g.abs().max().item() > 0:
+                print(f"{model_dir}: simsweep has no gradient for {name}")
+                ok = False
+            continue
+        scale = max(g.abs().max().item(), 1e-3 * top)
+        rel = (g - ours[name]).abs().max().item() / scale
+        compared += 1
+        if rel > worst:
+            worst, worst_name = rel, name
+    print(f"{model_dir}: {compared} encoder gradients, max |delta| / max |grad| = {worst:.3e} ({worst_name}; tol {tol:g})")
+    return ok and compared > 0 and worst <= tol
 
 
 def main():

@@ -223,9 +223,65 @@ fn save_and_reload(model: &LoadedModel, pooling: Pooling, out: &Path, what: &str
         "input_ids": ids,
         "embeddings": rows(&z),
     });
+    let mut doc = doc;
+    let (loss, grads) = training_gradients(&ckpt, &sentences, max_len, pooling, out, what);
+    doc["train_loss"] = serde_json::json!(loss);
+    doc["train_grads"] = serde_json::json!(grads);
     let emb = out.join(format!("{what}.json"));
     std::fs::write(&emb, doc.to_string()).unwrap();
     [ckpt, emb]
+}
+
+/// Temperature of the gradient check's InfoNCE.
+const TAU: f64 = 0.05;
+
+/// One training-mode step's loss and gradients for the checkpoint at `ckpt`, with dropout off so
+/// transformers can reproduce it: every sentence as two views (SimCSE's unsupervised batch), the
+/// pooled views' cosine similarities over `TAU`, cross-entropy against the diagonal. This is where
+/// simsweep's encoder runs on the real tokens only ([`simsweep::model::bert`]), so the gradients
+/// check that skipping the padding changes nothing. Writes the gradients (by HF name) to a
+/// safetensors file and returns the loss and that file's path.
+fn training_gradients(
+    ckpt: &Path,
+    sentences: &[String],
+    max_len: usize,
+    pooling: Pooling,
+    out: &Path,
+    what: &str,
+) -> (f64, PathBuf) {
+    let o = ModelOverrides {
+        hidden_dropout_prob: Some(0.0),
+        attention_probs_dropout_prob: Some(0.0),
+        ..Default::default()
+    };
+    let m = LoadedModel::load(ckpt, Init::Pretrained { seed: 0 }, &o, Device::Cpu).unwrap();
+    let b = m.encode(sentences, max_len).unwrap();
+    let ids = b.input_ids.repeat_interleave_self_int(2, Some(0), None);
+    let mask = b
+        .attention_mask
+        .repeat_interleave_self_int(2, Some(0), None);
+    let z = m.sentence_embeddings(&ids, &mask, &Pooler::new(pooling), true);
+    let n = sentences.len() as i64;
+    let z = z.view([n, 2, -1]);
+    let (z1, z2) = (z.select(1, 0), z.select(1, 1));
+    let sim = Tensor::cosine_similarity(&z1.unsqueeze(1), &z2.unsqueeze(0), -1, 1e-8) / TAU;
+    let target = Tensor::arange(n, (Kind::Int64, Device::Cpu));
+    let loss = sim.cross_entropy_for_logits(&target);
+    loss.backward();
+    let encoder: Vec<(String, Tensor)> = m
+        .vs
+        .variables()
+        .into_iter()
+        .filter(|(k, v)| !k.starts_with("mlp.") && !k.starts_with("pooler.") && v.grad().defined())
+        .map(|(k, v)| (k, v.grad()))
+        .collect();
+    assert!(
+        encoder.len() > 10,
+        "{what}: the encoder's variables have gradients"
+    );
+    let path = out.join(format!("{what}-grads.safetensors"));
+    Tensor::write_safetensors(&encoder, &path).unwrap();
+    (loss.double_value(&[]), path)
 }
 
 #[test]

@@ -7,8 +7,9 @@
 //! initialisation.
 
 use super::config::{BertConfig, HiddenAct};
+use super::dropout::dropout;
 use tch::nn::{self, Module};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 const ZEROS: nn::Init = nn::Init::Const(0.0);
 
@@ -102,11 +103,9 @@ impl BertEmbeddings {
         }
     }
 
-    /// `[B, T]` ids → `[B, T, H]`; token types are all 0.
-    pub fn forward_t(&self, input_ids: &Tensor, train: bool) -> Tensor {
-        let (b, t) = input_ids
-            .size2()
-            .expect("input_ids must be [batch, tokens]");
+    /// `[B, T]` ids → `[N, H]`, the embeddings of the real tokens (`tokens`); token types are 0.
+    fn forward_t(&self, input_ids: &Tensor, tokens: &Tokens, train: bool) -> Tensor {
+        let (b, t) = (tokens.b, tokens.t);
         let position_ids = match self.roberta_padding_idx {
             Some(pad) => {
                 let mask = input_ids.ne(pad).to_kind(Kind::Int64);
@@ -116,11 +115,59 @@ impl BertEmbeddings {
                 .unsqueeze(0)
                 .expand([b, t], false),
         };
-        let token_type_ids = input_ids.zeros_like();
-        let x = self.word_embeddings.forward(input_ids)
-            + self.token_type_embeddings.forward(&token_type_ids);
+        let ids = tokens.select(input_ids);
+        let position_ids = tokens.select(&position_ids);
+        let x = self.word_embeddings.forward(&ids)
+            + self.token_type_embeddings.forward(&ids.zeros_like());
         let x = x + self.position_embeddings.forward(&position_ids);
-        self.layer_norm.forward(&x).dropout(self.dropout, train)
+        dropout(&self.layer_norm.forward(&x), self.dropout, train)
+    }
+}
+
+/// The real (unpadded) tokens of a batch. Every position-wise module — projections, feed-forward,
+/// LayerNorm, dropout — runs on the `N` real tokens only (`[N, ·]`, N = Σ lengths), not on the
+/// `B × T` padded grid: with SimCSE's Wikipedia sentences at max_len 32 a third of the grid is
+/// padding, and its products were computed only to be masked out. Attention, the one operation
+/// that mixes positions, scatters its projections back onto the grid and masks padded keys as
+/// before, so a real token's states are those of the padded computation (up to summation order).
+struct Tokens {
+    b: i64,
+    t: i64,
+    /// Flat `[B·T]` indices of the real tokens; `None` when nothing is padded.
+    index: Option<Tensor>,
+}
+
+impl Tokens {
+    fn new(attention_mask: &Tensor) -> Self {
+        let (b, t) = attention_mask
+            .size2()
+            .expect("attention_mask must be [batch, tokens]");
+        let index = attention_mask.reshape([-1]).nonzero().squeeze_dim(1);
+        let index = (index.size()[0] < b * t).then_some(index);
+        Self { b, t, index }
+    }
+
+    /// `[B, T, …]` → `[N, …]`: the rows of the real tokens.
+    fn select(&self, x: &Tensor) -> Tensor {
+        let mut shape = vec![self.b * self.t];
+        shape.extend_from_slice(&x.size()[2..]);
+        let flat = x.reshape(shape.as_slice());
+        match &self.index {
+            Some(i) => flat.index_select(0, i),
+            None => flat,
+        }
+    }
+
+    /// `[N, H]` → `[B, T, H]`, zeros at padding.
+    fn scatter(&self, x: &Tensor) -> Tensor {
+        let h = x.size()[1];
+        let grid = match &self.index {
+            Some(i) => {
+                Tensor::zeros([self.b * self.t, h], (x.kind(), x.device())).index_copy(0, i, x)
+            }
+            None => x.shallow_clone(),
+        };
+        grid.view([self.b, self.t, h])
     }
 }
 
@@ -186,18 +233,34 @@ impl BertSelfAttention {
             .transpose(1, 2)
     }
 
-    fn forward_t(&self, x: &Tensor, mask: &AttentionMask, train: bool) -> Tensor {
-        let (b, t, h) = x
-            .size3()
-            .expect("hidden states must be [batch, tokens, hidden]");
-        let q = self.heads(&self.query.forward(x), b, t);
-        let k = self.heads(&self.key.forward(x), b, t);
-        let v = self.heads(&self.value.forward(x), b, t);
+    /// `[N, H]` real tokens → `[N, H]` attention outputs.
+    fn forward_t(&self, x: &Tensor, tokens: &Tokens, mask: &AttentionMask, train: bool) -> Tensor {
+        let (b, t) = (tokens.b, tokens.t);
+        let h = x.size()[1];
+        let q = self.heads(&tokens.scatter(&self.query.forward(x)), b, t);
+        let k = self.heads(&tokens.scatter(&self.key.forward(x)), b, t);
+        let v = self.heads(&tokens.scatter(&self.value.forward(x)), b, t);
         let m = mask.for_query(&q);
         let p = if train { self.dropout } else { 0.0 };
-        let ctx = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(m), p, false, None, false);
-        ctx.transpose(1, 2).contiguous().view([b, t, h])
+        let ctx = if p > 0.0 && x.device() == Device::Cpu {
+            // libtorch's SDPA takes its math path on the CPU whenever dropout is on; the same
+            // arithmetic here, with the attention dropout drawn in parallel (see `dropout`).
+            attention_math(&q, &k, &v, &m, p)
+        } else {
+            Tensor::scaled_dot_product_attention(&q, &k, &v, Some(m), p, false, None, false)
+        };
+        tokens.select(&ctx.transpose(1, 2).reshape([b, t, h]))
     }
+}
+
+/// Scaled dot-product attention as libtorch's `_scaled_dot_product_attention_math`: queries and
+/// keys each scaled by `d^-1/4`, additive mask, softmax, dropout on the probabilities.
+fn attention_math(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, p: f64) -> Tensor {
+    let d = q.size()[3] as f64;
+    let s = d.powf(-0.25);
+    let scores = (q * s).matmul(&(k.transpose(-2, -1) * s)) + mask;
+    let probs = scores.softmax(-1, scores.kind());
+    dropout(&probs, p, true).matmul(v)
 }
 
 /// Dense, dropout, residual, LayerNorm: `attention.output` and a layer's `output`.
@@ -218,7 +281,7 @@ impl BertResidual {
     }
 
     fn forward_t(&self, x: &Tensor, residual: &Tensor, train: bool) -> Tensor {
-        let y = self.dense.forward(x).dropout(self.dropout, train);
+        let y = dropout(&self.dense.forward(x), self.dropout, train);
         self.layer_norm.forward(&(y + residual))
     }
 }
@@ -249,8 +312,8 @@ impl BertLayer {
         }
     }
 
-    fn forward_t(&self, x: &Tensor, mask: &AttentionMask, train: bool) -> Tensor {
-        let a = self.attention.forward_t(x, mask, train);
+    fn forward_t(&self, x: &Tensor, tokens: &Tokens, mask: &AttentionMask, train: bool) -> Tensor {
+        let a = self.attention.forward_t(x, tokens, mask, train);
         let a = self.attention_output.forward_t(&a, x, train);
         let i = activation(&self.intermediate.forward(&a), self.act);
         self.output.forward_t(&i, &a, train)
@@ -299,9 +362,11 @@ impl BertModel {
     }
 
     /// All hidden states, as transformers' `output_hidden_states`: index 0 the embedding output,
-    /// index `L` the last layer; each `[B, T, H]`. `input_ids` and `attention_mask` are `[B, T]`
-    /// integer tensors on the model's device (mask 1 = token, 0 = padding). Dropout (embeddings,
-    /// attention probabilities, hidden) is active only when `train`.
+    /// index `L` the last layer; each `[B, T, H]`, zeros at padding (transformers leaves values
+    /// there that every pooling masks out; here padded positions are never computed, see
+    /// [`Tokens`]). `input_ids` and `attention_mask` are `[B, T]` integer tensors on the model's
+    /// device (mask 1 = token, 0 = padding). Dropout (embeddings, attention probabilities,
+    /// hidden) is active only when `train`.
     ///
     /// Panics (as tch does) if the tensors are malformed or `T` exceeds the position embeddings;
     /// [`super::LoadedModel::check_max_len`] validates user-supplied lengths beforehand.
@@ -311,19 +376,76 @@ impl BertModel {
         attention_mask: &Tensor,
         train: bool,
     ) -> Vec<Tensor> {
-        let x = self.embeddings.forward_t(input_ids, train);
+        let tokens = Tokens::new(attention_mask);
+        let mut x = self.embeddings.forward_t(input_ids, &tokens, train);
         let mask = AttentionMask::new(attention_mask, x.kind());
         let mut hidden = Vec::with_capacity(self.layers.len() + 1);
-        hidden.push(x);
         for layer in &self.layers {
-            let next = layer.forward_t(hidden.last().expect("starts non-empty"), &mask, train);
-            hidden.push(next);
+            let next = layer.forward_t(&x, &tokens, &mask, train);
+            hidden.push(tokens.scatter(&x));
+            x = next;
         }
+        hidden.push(tokens.scatter(&x));
         hidden
     }
 
     /// BERT's own pooler output: `tanh(dense(h[:, 0]))` of the last hidden state.
     pub fn pooler_output(&self, last_hidden: &Tensor) -> Tensor {
         self.pooler.forward(&last_hidden.select(1, 0)).tanh()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attention_math_is_libtorchs_sdpa_without_dropout() {
+        let _rng = super::super::tests::rng_lock();
+        tch::manual_seed(3);
+        let opts = (Kind::Float, Device::Cpu);
+        let (q, k, v) = (
+            Tensor::randn([2, 3, 5, 8], opts),
+            Tensor::randn([2, 3, 5, 8], opts),
+            Tensor::randn([2, 3, 5, 8], opts),
+        );
+        let lengths = Tensor::from_slice2(&[[1i64, 1, 1, 1, 1], [1, 1, 1, 0, 0]]);
+        let mask = AttentionMask::new(&lengths, Kind::Float);
+        let m = mask.for_query(&q);
+        let ours = attention_math(&q, &k, &v, &m, 0.0);
+        let sdpa =
+            Tensor::scaled_dot_product_attention(&q, &k, &v, Some(&m), 0.0, false, None, false);
+        let d = (&ours - &sdpa).abs().max().double_value(&[]);
+        assert!(d < 1e-6, "max |Δ| {d}");
+        // With dropout on, the probabilities are masked: a different output of the same shape.
+        let drop = attention_math(&q, &k, &v, &m, 0.5);
+        assert_eq!(drop.size(), ours.size());
+        assert!(!drop.equal(&ours));
+    }
+
+    #[test]
+    fn padded_positions_are_never_computed() {
+        let tokens = Tokens::new(&Tensor::from_slice2(&[[1i64, 1, 0], [1, 1, 1]]));
+        assert_eq!(
+            Vec::<i64>::try_from(tokens.index.as_ref().unwrap()).unwrap(),
+            [0, 1, 3, 4, 5]
+        );
+        let x = Tensor::arange(18, (Kind::Float, Device::Cpu)).view([2, 3, 3]);
+        let real = tokens.select(&x);
+        assert_eq!(real.size(), [5, 3]);
+        let back = tokens.scatter(&real);
+        let expect = x.copy().index_put_(
+            &[Some(Tensor::from(0i64)), Some(Tensor::from(2i64))],
+            &Tensor::from(0f32),
+            false,
+        );
+        assert!(
+            back.equal(&expect),
+            "real rows back in place, zeros at padding"
+        );
+        // Nothing padded: no index, no copies.
+        let full = Tokens::new(&Tensor::ones([2, 3], (Kind::Int64, Device::Cpu)));
+        assert!(full.index.is_none());
+        assert!(full.scatter(&full.select(&x)).equal(&x));
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod bert;
 pub mod config;
+pub mod dropout;
 pub mod error;
 mod load;
 pub mod pooling;

@@ -16,7 +16,7 @@ const SENTENCES: [&str; 3] = [
 /// masks hold this lock so that parallel tests do not interleave their draws.
 static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+pub(super) fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
     TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner())
 }
 
