@@ -403,7 +403,6 @@ pub fn train(o: &Options) -> Result<f64> {
         p.padded as f64 / (2 * o.steps * o.batch) as f64
     );
     let per_step_tokens = p.tokens as f64 / o.steps as f64;
-    let per_step_padded = p.padded as f64 / o.steps as f64;
     let (mut refs, mut ours, mut off) = (Vec::new(), Vec::new(), Vec::new());
     let rate = |m: &Measure| m.steps as f64 * o.batch as f64 / m.secs;
     let show = |name: &str, m: &Measure| {
@@ -444,10 +443,12 @@ pub fn train(o: &Options) -> Result<f64> {
         );
         metrics_cost = Some(cost);
     }
-    // Model FLOP utilisation: 6 × encoder parameters × tokens (padded: what the device computes)
-    // per second.
+    // Model FLOP utilisation: 6 × encoder parameters × the batch's real (non-padding) tokens per
+    // second — the work the step must do. The reference also computes every padded position
+    // (simsweep skips them), so counting padded tokens would credit it, and would credit simsweep
+    // with FLOPs it never spends.
     let flops = |sents_per_s: f64| {
-        6.0 * p.flop_parameters as f64 * per_step_padded * sents_per_s / o.batch as f64
+        6.0 * p.flop_parameters as f64 * per_step_tokens * sents_per_s / o.batch as f64
     };
     let measured = measured_matmul_peak(o.device, &o.precision);
     let nominal = o
@@ -456,7 +457,7 @@ pub fn train(o: &Options) -> Result<f64> {
         .or_else(|| gpu.as_deref().and_then(nominal_peak));
     let mfu = |peak: f64| 100.0 * flops(s) / peak;
     print!(
-        "  model FLOP/s (6 × {:.1} M encoder parameters × padded tokens): simsweep {:.2} TFLOP/s, reference {:.2} TFLOP/s; MFU vs measured {} matmul peak {:.2} TFLOP/s: simsweep {:.1} %, reference {:.1} %",
+        "  model FLOP/s (6 × {:.1} M encoder parameters × non-padding tokens): simsweep {:.2} TFLOP/s, reference {:.2} TFLOP/s; MFU vs measured {} matmul peak {:.2} TFLOP/s: simsweep {:.1} %, reference {:.1} %",
         p.flop_parameters as f64 / 1e6,
         flops(s) / 1e12,
         flops(r) / 1e12,
@@ -552,6 +553,7 @@ pub fn train(o: &Options) -> Result<f64> {
             "measured_peak_flops": measured,
             "nominal_peak_flops": nominal,
             "simsweep_model_flops": flops(s),
+            "reference_model_flops": flops(r),
             "profile": profile_json.and_then(|j| serde_json::from_str::<serde_json::Value>(&j).ok()),
         });
         let mut f = std::fs::OpenOptions::new()
