@@ -54,6 +54,9 @@ fn simsweep(db: &Path, data: &Path, args: &[&str]) -> Command {
         .arg("--data-dir")
         .arg(data)
         .args(args)
+        // One libtorch thread per process: two runners with a pool each of the machine's size
+        // would oversubscribe the cores (OpenMP's spinning threads then slow both several-fold).
+        .env("SIMSWEEP_THREADS", "1")
         .env_remove("SIMSWEEP_FAULT")
         .env_remove("SIMSWEEP_DB")
         .env_remove("SIMSWEEP_DATA_DIR");
@@ -80,7 +83,7 @@ fn two_runners_a_status_loop_and_a_query_loop_share_one_database_for_a_minute() 
     let dir = tempfile::tempdir().unwrap();
     micro_model(dir.path());
 
-    // Calibration: three runs in one process, as a runner takes them. The first pays the start-up
+    // Calibration: three runs in one single-threaded process, as a runner takes them. The first pays the start-up
     // (libtorch, tokenizing the corpus, loading STS-B dev); the later ones cost what each further
     // run costs.
     let cal = dir.path().join("calibrate.toml");
@@ -108,8 +111,9 @@ fn two_runners_a_status_loop_and_a_query_loop_share_one_database_for_a_minute() 
     };
     let per_run = ((secs[1] + secs[2]) / 2.0).max(0.2);
     let overhead = (whole - secs[1] - secs[2]).max(0.0);
-    // Two runners share the two cores: together they get through about one calibration run's
-    // worth of work per `per_run`, after their start-up.
+    // Two single-threaded runners side by side, but the status and query loops take about a core
+    // (each call starts a process and libtorch): measured on two cores, the runners together get
+    // through about one calibration run's worth of work per `per_run`, after their start-up.
     let runs = (((TARGET.as_secs_f64() - overhead) / per_run).ceil() as usize).clamp(4, 200);
 
     let sweep = dir.path().join("conc.toml");
