@@ -14,11 +14,16 @@ pub fn threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// Size libtorch's intra-op pool to the cores granted. libtorch's OpenMP otherwise sizes itself to
+/// Size libtorch's intra-op pool (and rayon's) to the cores granted. libtorch's OpenMP otherwise sizes itself to
 /// the host's cores, not the container's, and a 2-core container then runs an order of magnitude slower.
 pub fn init() -> usize {
     let n = threads();
     tch::set_num_threads(n as i32);
+    // The same number of threads for simsweep's own parallel loops (dropout masks, the fused
+    // optimizer, tokenizing); a second call finds the pool built and keeps it.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global();
     n
 }
 
