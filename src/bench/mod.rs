@@ -220,36 +220,27 @@ pub fn probe_cost(file: &Path, data_dir: &Path, device: tch::Device) -> Result<f
 /// Metric names of the synthetic query database, realistic first (step metrics, the STS-B dev
 /// score, probe metrics, the spectrum), then `metric_NN`.
 fn synthetic_metric_names(n: usize) -> Vec<String> {
-    let mut names: Vec<String> = [
-        "loss",
-        "stsb_dev",
-        "lr",
-        "grad_norm",
-        "pos_cos",
-        "neg_cos",
-        "batch_alignment",
-        "batch_uniformity",
-        "gd_mean",
-        "w_entropy",
-        "w_max",
-        "ratio_mean",
-        "tokens_per_s",
-        "alignment",
-        "uniformity",
-        "token_anisotropy",
-        "sentence_anisotropy",
-        "effective_rank",
-        "isotropy_partition",
-        "mean_sentence_norm",
-        "centroid_norm",
-        "rogue_top1_share",
-        "self_similarity",
-        "intra_sentence_similarity",
-        "mean_token_norm",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let step = &crate::train::STEP_METRICS;
+    let mut names: Vec<String> = step[..1]
+        .iter()
+        .chain(&["stsb_dev"])
+        .chain(&step[1..])
+        .chain(&[
+            "alignment",
+            "uniformity",
+            "token_anisotropy",
+            "sentence_anisotropy",
+            "effective_rank",
+            "isotropy_partition",
+            "mean_sentence_norm",
+            "centroid_norm",
+            "rogue_top1_share",
+            "self_similarity",
+            "intra_sentence_similarity",
+            "mean_token_norm",
+        ])
+        .map(|s| s.to_string())
+        .collect();
     names.extend((1..=64).map(|i| format!("sv_{i:02}")));
     let mut i = 0;
     while names.len() < n {

@@ -3,6 +3,7 @@
 //! the chart tests and `simsweep bench plot`. Deterministic: the same spec gives the same database.
 
 use crate::store::Store;
+use crate::train::STEP_METRICS;
 use anyhow::{anyhow, Result};
 use rusqlite::params;
 use std::path::Path;
@@ -105,21 +106,6 @@ impl Synthetic {
         t
     }
 }
-
-const STEP_METRICS: [&str; 12] = [
-    "loss",
-    "lr",
-    "grad_norm",
-    "pos_cos",
-    "neg_cos",
-    "batch_alignment",
-    "batch_uniformity",
-    "gd_mean",
-    "w_entropy",
-    "w_max",
-    "ratio_mean",
-    "tokens_per_s",
-];
 
 /// A deterministic value in [-1, 1) from a few integers (also the query benchmark's noise).
 pub(crate) fn noise(a: u64, b: u64, c: u64) -> f64 {

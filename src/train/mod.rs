@@ -108,9 +108,11 @@ fn flush_every() -> i64 {
         .unwrap_or(FLUSH_EVERY)
 }
 
-/// The step metrics in the order they are stacked each step.
-const STEP_METRICS: &[&str] = &[
+/// Every metric the trainer records at each step: the loss, the learning rate, the gradient norm,
+/// the loss's batch metrics (with `train.step_metrics`) and the window's throughput.
+pub const STEP_METRICS: [&str; 12] = [
     "loss",
+    "lr",
     "grad_norm",
     "pos_cos",
     "neg_cos",
@@ -120,7 +122,11 @@ const STEP_METRICS: &[&str] = &[
     "w_entropy",
     "w_max",
     "ratio_mean",
+    "tokens_per_s",
 ];
+
+/// The step metrics known on the host at a flush; the others are stacked on the device each step.
+const HOST_METRICS: [&str; 2] = ["lr", "tokens_per_s"];
 
 fn send(tx: &Sender<Event>, e: Event) -> Result<()> {
     tx.send(e)
@@ -439,11 +445,16 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         )
     };
 
-    let step_metrics = if cfg.train.step_metrics {
-        STEP_METRICS
-    } else {
-        &STEP_METRICS[..2]
-    };
+    // Stacked each step in this order: the loss, the gradient norm, then the batch metrics.
+    let step_metrics: Vec<&str> = STEP_METRICS
+        .into_iter()
+        .filter(|m| !HOST_METRICS.contains(m))
+        .take(if cfg.train.step_metrics {
+            usize::MAX
+        } else {
+            2
+        })
+        .collect();
     let mut pending: Vec<Tensor> = Vec::new();
     let mut pending_from = start;
     let mut window_tokens = 0usize;
