@@ -1,9 +1,20 @@
+//! `simsweep`, the front: plans sweeps, reads and draws results, and starts the engine
+//! (`simsweep-engine`) for what computes. It links no libtorch.
+
+mod bench;
+mod cli;
+
+// The libraries under the names the front's modules use.
+use simsweep_core::{code_version, query, spec, store, table};
+use simsweep_exec as exec;
+use simsweep_exec::slurm;
+use simsweep_report as plot;
+
 use clap::Parser;
-use simsweep::cli::{self, BadInput, Cli};
+use cli::{BadInput, Cli};
 
 fn main() {
     let cli = Cli::parse();
-    simsweep::runtime::init();
     let code = match cli::main_with(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -255,6 +255,6 @@ fn a_malformed_fault_spec_fails_the_run_with_its_usage() {
         .unwrap();
     assert_eq!(
         error,
-        "SIMSWEEP_FAULT: `nan_grad@soon`: the step must be an integer ≥ 1; expected KIND@STEP or KIND@STEP:RUN_ID_PREFIX, KIND nan_grad or loss_explode"
+        "SIMSWEEP_FAULT: `nan_grad@soon`: the step must be an integer ≥ 1; expected KIND@STEP or KIND@STEP:RUN_ID_PREFIX, KIND nan_grad, loss_explode, segv or abort"
     );
 }

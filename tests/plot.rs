@@ -1,9 +1,9 @@
 //! `simsweep plot` and `simsweep report` end to end, on synthetic databases
-//! (`simsweep::plot::synthetic`): every chart kind in SVG and PNG, the errors, the report's
+//! (`simsweep_report::synthetic`): every chart kind in SVG and PNG, the errors, the report's
 //! structure, and the report rendered by headless Chromium.
 
-use simsweep::plot::figure::OKABE_ITO;
-use simsweep::plot::synthetic::{self, Synthetic};
+use simsweep_report::figure::OKABE_ITO;
+use simsweep_report::synthetic::{self, Synthetic};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -352,12 +352,12 @@ fn the_report_is_one_self_contained_html_file() {
         "<h2 id=\"runs\">Runs</h2>",
         "pending",
         // The sweep file, escaped.
-        "# Synthetic results (simsweep::plot::synthetic) — a &lt; b &amp; c",
+        "# Synthetic results (simsweep_report::synthetic) — a &lt; b &amp; c",
         "&quot;train.temperature&quot; = [0.05, 0.5]",
     ] {
         assert!(html.contains(part), "the report lacks {part:?}");
     }
-    let store = simsweep::store::Store::open_readonly(&db).unwrap();
+    let store = simsweep_core::store::Store::open_readonly(&db).unwrap();
     for run in store.sweep_runs("s").unwrap() {
         assert!(html.contains(&run.run_id), "run {} missing", run.run_id);
     }

@@ -2,8 +2,8 @@
 //! small database recorded through the real planning and writer paths.
 
 use serde_json::{json, Value};
-use simsweep::store::writer::{MetricRow, Write, Writer};
-use simsweep::store::Store;
+use simsweep_core::store::writer::{MetricRow, Write, Writer};
+use simsweep_core::store::Store;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -50,7 +50,7 @@ fn fixture() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("r.db");
     let text = "[sweep]\nname = \"t\"\ndescription = \"query test\"\nseeds = [1, 2, 3]\n[base]\nmodel.path = \"m\"\ndata.train = [\"w.txt\"]\n[grid]\n\"train.temperature\" = [0.05, 0.1]\n\"model.pooling\" = [\"avg\", \"cls\"]\n";
-    let sweep = simsweep::spec::parse(Path::new("t.toml"), text).unwrap();
+    let sweep = simsweep_core::spec::parse(Path::new("t.toml"), text).unwrap();
     let mut store = Store::open(&db).unwrap();
     store.plan(&sweep).unwrap();
     let runs = store.sweep_runs("t").unwrap();

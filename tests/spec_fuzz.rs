@@ -1,4 +1,4 @@
-//! Property tests (fuzzing) of the sweep-file parser and expander, `simsweep::spec::parse`:
+//! Property tests (fuzzing) of the sweep-file parser and expander, `simsweep_core::spec::parse`:
 //!
 //! - arbitrary text and arbitrary bytes never panic; an error is a non-empty message at a line ≥ 1;
 //! - documents built from the real keys, with values of every type (wrong ones too), huge lists,
@@ -14,7 +14,7 @@
 
 use proptest::prelude::*;
 use serde_json::Value;
-use simsweep::spec::{self, schema};
+use simsweep_core::spec::{self, schema};
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};

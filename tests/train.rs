@@ -340,11 +340,13 @@ probe.layers = "all"
     };
     // Step 0, every 5 steps, and the last (12); the run's own rows at layer −1 and one row per
     // hidden state (0 = embeddings, 1 = the micro model's only layer).
-    for m in simsweep::probe::METRICS
+    // Every probe metric of the registry (simsweep_core::metrics), the spectrum by two of its names.
+    let probe_metrics = simsweep_core::metrics::METRICS
         .iter()
-        .copied()
-        .chain(["sv_01", "sv_32"])
-    {
+        .filter(|m| m.family == simsweep_core::metrics::Family::Probe)
+        .map(|m| m.name)
+        .filter(|n| !["sv_NN", "probe_seconds"].contains(n));
+    for m in probe_metrics.chain(["sv_01", "sv_32"]) {
         for layer in [-1, 0, 1] {
             assert_eq!(steps(m, layer), vec![0, 5, 10, 12], "{m} at layer {layer}");
         }

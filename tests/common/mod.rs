@@ -20,7 +20,7 @@ pub fn data_dir() -> Option<PathBuf> {
     {
         Some(d)
     } else {
-        eprintln!("skipped: shared data not found at {}", d.display());
+        missing(&format!("shared data not found at {}", d.display()));
         None
     }
 }
@@ -41,6 +41,22 @@ pub fn micro_model(dir: &Path) -> PathBuf {
         .replace("\"intermediate_size\": 512", "\"intermediate_size\": 64");
     std::fs::write(m.join("config.json"), cfg).unwrap();
     m
+}
+
+/// Whether this run of the suite must not skip for missing inputs: CI (`CI=true`) or
+/// `SIMSWEEP_REQUIRE_DATA=1`. There a missing input fails the test instead of skipping it.
+pub fn required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+        || std::env::var("SIMSWEEP_REQUIRE_DATA").is_ok_and(|v| v == "1")
+}
+
+/// A missing input: a skip with a message, or a failure where [`required`].
+pub fn missing(what: &str) {
+    assert!(
+        !required(),
+        "{what}: this test must run under CI / SIMSWEEP_REQUIRE_DATA=1, not skip"
+    );
+    eprintln!("skipped: {what}");
 }
 
 /// The single integer a query returns.

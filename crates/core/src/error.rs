@@ -1,0 +1,24 @@
+//! Errors every layer shares.
+
+/// Exit status for bad input (a sweep file, a flag value), as clap uses for usage errors.
+pub const EXIT_BAD_INPUT: i32 = 2;
+
+/// An error caused by the user's input rather than by simsweep or the machine: the commands print
+/// it as `error: …` and exit with [`EXIT_BAD_INPUT`].
+#[derive(Debug)]
+pub struct BadInput(pub String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+impl BadInput {
+    /// A `BadInput` as an `anyhow::Error`, for `return Err(BadInput::err(…))`.
+    pub fn err(msg: impl Into<String>) -> anyhow::Error {
+        BadInput(msg.into()).into()
+    }
+}

@@ -1,0 +1,489 @@
+use super::writer::{MetricRow, Write, Writer};
+use super::*;
+use crate::spec;
+use std::sync::Arc;
+
+fn sweep(grid: &str) -> Sweep {
+    let text = format!(
+        "[sweep]\nname = \"s\"\nseeds = [1, 2]\n[base]\nmodel.path = \"m\"\ndata.train = [\"w.txt\"]\n[grid]\n{grid}\n"
+    );
+    spec::parse(Path::new("s.toml"), &text).unwrap()
+}
+
+fn count(store: &Store, sql: &str) -> i64 {
+    store.conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn a_new_database_is_migrated_to_the_current_version_with_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/dir/r.db");
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.user_version().unwrap(), SCHEMA_VERSION);
+    let mode: String = store
+        .conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    for t in [
+        "sweeps",
+        "runs",
+        "params",
+        "param_keys",
+        "metrics",
+        "metric_names",
+        "checkpoints",
+        "events",
+    ] {
+        assert_eq!(
+            count(
+                &store,
+                &format!("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='{t}'")
+            ),
+            1,
+            "{t}"
+        );
+    }
+    for v in ["run_params", "metric_values", "runs_wide"] {
+        assert_eq!(
+            count(
+                &store,
+                &format!("SELECT count(*) FROM sqlite_master WHERE type='view' AND name='{v}'")
+            ),
+            1,
+            "{v}"
+        );
+    }
+    // metrics is WITHOUT ROWID with the documented key.
+    let sql: String = store
+        .conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name='metrics'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        sql.contains("WITHOUT ROWID")
+            && sql.contains("PRIMARY KEY (run_pk, metric_id, layer, step)")
+    );
+    drop(store);
+    // Reopening is a no-op.
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.user_version().unwrap(), SCHEMA_VERSION);
+}
+
+#[test]
+fn a_newer_database_is_refused_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    {
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 99;")
+            .unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let err = Store::open(&path).err().unwrap().to_string();
+    assert_eq!(
+        err,
+        format!("database {}: schema version 99 is newer than this simsweep understands (1); use a newer simsweep", path.display())
+    );
+    let c = Connection::open(&path).unwrap();
+    let v: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 99);
+    drop(c);
+    assert!(
+        std::fs::read(&path).unwrap() == before,
+        "the database file changed"
+    );
+    assert!(Store::open_readonly(&path)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("newer than this simsweep"));
+}
+
+#[test]
+fn a_foreign_or_corrupt_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let foreign = dir.path().join("f.db");
+    Connection::open(&foreign)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
+    assert!(Store::open(&foreign)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("not a simsweep database"));
+    let corrupt = dir.path().join("c.db");
+    std::fs::write(&corrupt, vec![0x5a; 8192]).unwrap();
+    let e = Store::open(&corrupt).err().unwrap().to_string();
+    assert!(
+        e.contains("not a SQLite database, or the file is corrupt"),
+        "{e}"
+    );
+    assert!(
+        std::fs::read(&corrupt).unwrap() == vec![0x5a; 8192],
+        "the corrupt file changed"
+    );
+}
+
+#[test]
+fn planning_is_idempotent_and_keeps_results_of_unchanged_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("r.db")).unwrap();
+    let s1 = sweep("train.temperature = [0.05, 0.1]");
+    let p = store.plan(&s1).unwrap();
+    assert_eq!((p.total, p.new, p.done, p.removed), (4, 4, 0, 0));
+    let p = store.plan(&s1).unwrap();
+    assert_eq!((p.total, p.new, p.pending), (4, 0, 4));
+    assert_eq!(count(&store, "SELECT count(*) FROM runs"), 4);
+    // Mark one done; add an axis value; drop another.
+    store
+        .conn
+        .execute("UPDATE runs SET status='done' WHERE ordinal=0", [])
+        .unwrap();
+    let s2 = sweep("train.temperature = [0.05, 0.2]");
+    let p = store.plan(&s2).unwrap();
+    assert_eq!(
+        (p.total, p.new, p.done, p.pending, p.removed),
+        (4, 2, 1, 1, 2)
+    );
+    assert_eq!(p.statuses, vec!["done", "pending", "new", "new"]);
+    assert_eq!(count(&store, "SELECT count(*) FROM runs"), 6);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM runs WHERE in_plan = 1"),
+        4
+    );
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM events WHERE kind='planned'"),
+        3
+    );
+    let rows = store.sweep_runs("s").unwrap();
+    assert_eq!(rows.len(), 6);
+    assert!(rows[..4].iter().all(|r| r.in_plan));
+}
+
+#[test]
+fn views_expose_params_and_metrics_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    let mut store = Store::open(&path).unwrap();
+    store
+        .plan(&sweep(
+            "train.temperature = [0.05, 0.1]\nmodel.pooling = [\"cls\", \"avg\"]",
+        ))
+        .unwrap();
+    // runs_wide: one column per swept key, typed values.
+    let (t, pool): (f64, String) = store
+        .conn
+        .query_row(
+            "SELECT \"train.temperature\", \"model.pooling\" FROM runs_wide WHERE sweep='s' AND seed=2 ORDER BY run_id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(t == 0.05 || t == 0.1);
+    assert!(pool == "cls" || pool == "avg");
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM runs_wide WHERE \"train.temperature\" = 0.1"
+        ),
+        4
+    );
+    // run_params: every resolved setting, typed.
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM run_params WHERE key='train.batch_size' AND value = 64"
+        ),
+        8
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM run_params WHERE key='data.shuffle' AND value = 1"
+        ),
+        8
+    );
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM run_params WHERE key='seed'"),
+        8
+    );
+    // metric_values through the writer.
+    let pk: i64 = store
+        .conn
+        .query_row("SELECT min(run_pk) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    drop(store);
+    let w = Writer::spawn(&path).unwrap();
+    let loss: Arc<str> = Arc::from("loss");
+    w.sender()
+        .send(Write::Metrics(vec![
+            MetricRow {
+                run_pk: pk,
+                step: 0,
+                layer: -1,
+                name: loss.clone(),
+                value: 2.5,
+            },
+            MetricRow {
+                run_pk: pk,
+                step: 1,
+                layer: -1,
+                name: loss.clone(),
+                value: 2.0,
+            },
+            MetricRow {
+                run_pk: pk,
+                step: 1,
+                layer: 3,
+                name: Arc::from("token_anisotropy"),
+                value: 0.4,
+            },
+        ]))
+        .unwrap();
+    w.flush().unwrap();
+    let store = Store::open_readonly(&path).unwrap();
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM metric_values WHERE sweep='s' AND metric='loss'"
+        ),
+        2
+    );
+    let v: f64 = store
+        .conn
+        .query_row(
+            "SELECT value FROM metric_values WHERE metric='token_anisotropy' AND layer=3",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(v, 0.4);
+    drop(w);
+}
+
+#[test]
+fn the_writer_upserts_so_each_run_metric_step_appears_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    let mut store = Store::open(&path).unwrap();
+    store.plan(&sweep("train.temperature = [0.05]")).unwrap();
+    drop(store);
+    let w = Writer::spawn(&path).unwrap();
+    let tx = w.sender();
+    let name: Arc<str> = Arc::from("loss");
+    // Steps 0..100 twice (a resumed run re-logs), second pass with other values; many small messages.
+    for pass in 0..2 {
+        for step in 0..100 {
+            tx.send(Write::Metrics(vec![MetricRow {
+                run_pk: 1,
+                step,
+                layer: -1,
+                name: name.clone(),
+                value: (pass * 1000 + step) as f64,
+            }]))
+            .unwrap();
+        }
+    }
+    tx.send(Write::Metrics(vec![MetricRow {
+        run_pk: 1,
+        step: 100,
+        layer: -1,
+        name: name.clone(),
+        value: f64::NAN,
+    }]))
+    .unwrap();
+    drop(tx);
+    let stats = w.finish().unwrap();
+    assert_eq!(stats.rows, 201);
+    assert!(stats.transactions >= 1);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(count(&store, "SELECT count(*) FROM metrics"), 101);
+    assert_eq!(
+        count(
+            &store,
+            "SELECT CAST(sum(value) AS INTEGER) FROM metrics WHERE step < 100"
+        ),
+        (1000..1100).sum::<i64>()
+    );
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM metrics WHERE value IS NULL"),
+        1
+    );
+}
+
+#[test]
+fn simultaneous_first_opens_of_a_new_database_all_succeed() {
+    // Several processes starting on a database that does not exist yet: each sees either an
+    // empty file or a finished schema, never a half-created one it would call foreign.
+    for round in 0..30 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    Store::open(&path).map(|s| s.user_version().unwrap())
+                })
+            })
+            .collect();
+        for h in handles {
+            let v = h.join().unwrap();
+            assert_eq!(
+                v.unwrap_or_else(|e| panic!("round {round}: {e}")),
+                SCHEMA_VERSION
+            );
+        }
+    }
+}
+
+#[test]
+fn concurrent_planners_do_not_fail_on_a_locked_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let mut store = Store::open(&path).unwrap();
+                for _ in 0..5 {
+                    store
+                        .plan(&sweep(&format!("train.temperature = [0.05, 0.{}]", i + 1)))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    // 2 seeds × (0.05 + one value per thread): 2 + 4×2 distinct runs.
+    assert_eq!(count(&store, "SELECT count(*) FROM runs"), 10);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM events WHERE kind='planned'"),
+        20
+    );
+}
+
+#[test]
+fn orphans_are_reclaimed_by_dead_pid_reused_pid_or_stale_heartbeat_but_not_slurm_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("r.db")).unwrap();
+    store
+        .plan(&sweep("train.temperature = [0.05, 0.1, 0.2]"))
+        .unwrap();
+    let host = hostname::get().unwrap().to_string_lossy().into_owned();
+    let me = worker_id();
+    assert!(worker_alive(&me));
+    // pid 1 exists, but not with this start time: a later process that got a dead run's pid.
+    let reused = format!("{host}:1:999999999999");
+    let set = |ordinal: i64, worker: &str, host: Option<&str>, age_secs: i64| {
+        store
+            .conn
+            .execute(
+                "UPDATE runs SET status = 'running', worker = ?2, host = ?3,
+                    heartbeat_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?4) WHERE ordinal = ?1",
+                params![ordinal, worker, host, format!("-{age_secs} seconds")],
+            )
+            .unwrap();
+    };
+    set(0, &me, Some(&host), 0); // alive: this process
+    set(1, &reused, Some(&host), 0); // dead: pid reused
+    set(2, "elsewhere:42:7", Some("elsewhere"), 3600); // another machine, silent for an hour
+    set(3, "slurm:17_3", None, 3600); // a Slurm task: Slurm's state decides
+    set(4, "elsewhere:43:7", Some("elsewhere"), 5); // another machine, recently alive
+    let mut got = Vec::new();
+    while let Some(c) = store.claim_next("s", &me, "cpu", None).unwrap() {
+        got.push(c.ordinal);
+    }
+    got.sort();
+    // Ordinals 1 and 2 reclaimed; 5 was pending (2 seeds × 3 temperatures = ordinals 0..5).
+    assert_eq!(got, [1, 2, 5]);
+}
+
+#[test]
+fn a_claim_resumes_from_a_complete_last_checkpoint_and_drops_later_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    let mut store = Store::open(&path).unwrap();
+    store.plan(&sweep("train.temperature = [0.05]")).unwrap();
+    let c = store
+        .claim_next("s", &worker_id(), "cpu", None)
+        .unwrap()
+        .unwrap();
+    assert!(c.resume.is_none());
+    let ckpt = dir.path().join("last-0000020");
+    std::fs::create_dir_all(&ckpt).unwrap();
+    log_30_steps_and_a_checkpoint_at_20(&path, c.run_pk, &ckpt);
+    store
+        .finish_run(c.run_pk, "cancelled", Some(30), None)
+        .unwrap();
+    // No trainer state in the folder: not resumable, start over.
+    let only = [c.run_id.clone()];
+    let again = store
+        .claim_next("s", &worker_id(), "cpu", Some(&only))
+        .unwrap()
+        .unwrap();
+    assert!(again.resume.is_none());
+    assert_eq!(count(&store, "SELECT count(*) FROM metrics"), 0);
+    // With it: resume from step 20, rows 21..30 gone.
+    log_30_steps_and_a_checkpoint_at_20(&path, c.run_pk, &ckpt);
+    std::fs::write(ckpt.join(crate::TRAINER_STATE), "{}").unwrap();
+    store
+        .finish_run(c.run_pk, "failed", Some(30), Some("boom"))
+        .unwrap();
+    assert!(store
+        .claim_next("s", &worker_id(), "cpu", Some(&only))
+        .unwrap()
+        .is_none());
+    assert_eq!(store.requeue("s", &["failed", "diverged"]).unwrap(), 1);
+    let r = store
+        .claim_next("s", &worker_id(), "cpu", Some(&only))
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.resume, Some((20, ckpt)));
+    assert_eq!(count(&store, "SELECT max(step) FROM metrics"), 20);
+    assert_eq!(count(&store, "SELECT count(*) FROM metrics"), 20);
+    // Done: the resumable checkpoint row goes.
+    store.finish_run(r.run_pk, "done", Some(30), None).unwrap();
+    assert_eq!(count(&store, "SELECT count(*) FROM checkpoints"), 0);
+}
+
+/// Steps 1..=30 of `loss` for a run, and a `last` checkpoint row at step 20 pointing at `ckpt`.
+fn log_30_steps_and_a_checkpoint_at_20(path: &Path, run_pk: i64, ckpt: &Path) {
+    let name: Arc<str> = Arc::from("loss");
+    let w = Writer::spawn(path).unwrap();
+    w.sender()
+        .send(Write::Metrics(
+            (1..=30)
+                .map(|step| MetricRow {
+                    run_pk,
+                    step,
+                    layer: -1,
+                    name: name.clone(),
+                    value: step as f64,
+                })
+                .collect(),
+        ))
+        .unwrap();
+    w.sender()
+        .send(Write::Checkpoint {
+            run_pk,
+            kind: "last".into(),
+            step: 20,
+            path: ckpt.display().to_string(),
+            metric: None,
+            value: None,
+        })
+        .unwrap();
+    w.finish().unwrap();
+}

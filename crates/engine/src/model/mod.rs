@@ -1,0 +1,340 @@
+//! BERT-family sentence encoders in tch: Hugging Face checkpoint loading and saving, seeded random
+//! initialisation, the tokenizer, and SimCSE's poolers.
+//!
+//! ```text
+//! LoadedModel::load(dir, Init, &ModelOverrides, device)
+//!   ├─ config.json ─▶ BertConfig (+ overrides)
+//!   ├─ tokenizer.json | vocab.txt | vocab.json+merges.txt ─▶ Tokenizer
+//!   ├─ VarStore: BertModel at the root (HF key names), MlpLayer under `mlp.dense`
+//!   └─ model.safetensors | pytorch_model.bin (or sharded) ─▶ variables; the rest seeded
+//! LoadedModel::forward_t(ids, mask, train) → all hidden states
+//! LoadedModel::sentence_embeddings(ids, mask, &Pooler, train) → [B, H]
+//! LoadedModel::embed(&sentences, &Pooler, max_len, batch_size) → [N, H] (eval, no_grad)
+//! LoadedModel::save_pretrained(dir)  (atomic; loadable by transformers' AutoModel)
+//! ```
+
+pub mod bert;
+pub mod dropout;
+mod load;
+pub mod pooling;
+mod torch_pickle;
+// config.json, the errors and the tokenizer need no libtorch: they live in the core (`plan` checks
+// model directories with them) and are used here under their old names.
+pub use crate::hf::{config, error, tokenizer};
+
+pub use bert::BertModel;
+pub use config::{BertConfig, HiddenAct, ModelType};
+pub use error::{ModelError, Result, ShapeMismatch};
+pub use pooling::{MlpLayer, Pooler, Pooling};
+pub use tokenizer::{PaddedBatch, SpecialTokens, TokenizedSentence, Tokenizer};
+
+/// A batch ready for the encoder: `[B, T]` int64 tensors on the CPU.
+#[derive(Debug)]
+pub struct EncodedBatch {
+    /// Token ids.
+    pub input_ids: Tensor,
+    /// 1 at tokens, 0 at padding.
+    pub attention_mask: Tensor,
+}
+
+impl From<PaddedBatch> for EncodedBatch {
+    fn from(b: PaddedBatch) -> Self {
+        EncodedBatch {
+            input_ids: Tensor::from_slice(&b.ids).reshape(b.shape),
+            attention_mask: Tensor::from_slice(&b.mask).reshape(b.shape),
+        }
+    }
+}
+
+/// The tokenizer's batches as tensors.
+pub trait Encode {
+    /// Pad tokenised sentences to the longest into `[B, T]` tensors (CPU, int64).
+    fn pad(&self, sentences: &[TokenizedSentence]) -> EncodedBatch;
+    /// Tokenise and pad (see [`Tokenizer::encode_ids`]).
+    fn encode_batch<S: AsRef<str>>(&self, sentences: &[S], max_len: usize) -> Result<EncodedBatch>;
+}
+
+impl Encode for Tokenizer {
+    fn pad(&self, sentences: &[TokenizedSentence]) -> EncodedBatch {
+        self.pad_ids(sentences).into()
+    }
+    fn encode_batch<S: AsRef<str>>(&self, sentences: &[S], max_len: usize) -> Result<EncodedBatch> {
+        Ok(self.encode_ids(sentences, max_len)?.into())
+    }
+}
+
+/// libtorch's errors as model errors.
+pub fn torch_err(e: tch::TchError) -> ModelError {
+    ModelError::Torch(e.to_string())
+}
+
+use crate::spec::config::{resolve_hub, resolve_model_path, ModelConfig, ModelOverrides};
+use std::path::{Path, PathBuf};
+use tch::{nn, Device, Kind, Tensor};
+
+/// Check a model directory as [`LoadedModel::load`] would, without building the model: config.json,
+/// the tokenizer (and its ids against the vocabulary) and, when `weights`, the framing of
+/// `model.safetensors` (or its shards) or the presence of `pytorch_model.bin`. Used by `plan`.
+pub fn check_dir(dir: &Path, weights: bool) -> Result<()> {
+    crate::hf::check_dir(dir, weights)
+}
+
+/// Where the weights come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Init {
+    /// The checkpoint's weights. Tensors it may lack (BERT's `pooler`, SimCSE's `mlp`) are
+    /// initialised from `seed`.
+    Pretrained {
+        /// Seed for the tensors the checkpoint lacks.
+        seed: i64,
+    },
+    /// The architecture of config.json (with overrides), initialised from `seed` as transformers'
+    /// `_init_weights` does: Linear/Embedding weights ~ N(0, initializer_range), biases 0,
+    /// LayerNorm 1 / 0, padding rows of embeddings 0.
+    Random {
+        /// The initialisation seed.
+        seed: i64,
+    },
+}
+
+impl Init {
+    /// From `model.init` (`"pretrained"` or `"random"`) and the run's seed.
+    pub fn from_config(init: &str, seed: i64) -> Result<Self> {
+        match init {
+            "pretrained" => Ok(Init::Pretrained { seed }),
+            "random" => Ok(Init::Random { seed }),
+            other => Err(ModelError::Invalid(format!(
+                "model.init `{other}` is not one of: pretrained, random"
+            ))),
+        }
+    }
+
+    /// The seed of the random part of the initialisation.
+    pub fn seed(self) -> i64 {
+        match self {
+            Init::Pretrained { seed } | Init::Random { seed } => seed,
+        }
+    }
+}
+
+/// What loading did, for the run's log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// The weights file (or shard index) read; `None` for random init.
+    pub weights: Option<PathBuf>,
+    /// Variables the checkpoint lacked and that were initialised from the seed (`pooler.*`,
+    /// `mlp.*`); every variable for random init.
+    pub initialised: Vec<String>,
+    /// Checkpoint tensors that matched nothing (task heads such as `cls.*` and `lm_head.*` and the
+    /// `position_ids` buffer are not listed).
+    pub unused: Vec<String>,
+    /// The weights came from this process's cache (an earlier run of the sweep read them).
+    pub weights_cached: bool,
+}
+
+/// The directory a run's model comes from: `model.path` (resolved against the sweep file's folder)
+/// or `model.hub` (resolved offline in the Hugging Face cache).
+pub fn resolve_model_dir(model: &ModelConfig, sweep_file: &Path) -> Result<PathBuf> {
+    match (&model.path, &model.hub) {
+        (Some(p), _) => Ok(resolve_model_path(sweep_file, p)),
+        (None, Some(id)) => resolve_hub(id).map_err(ModelError::Invalid),
+        (None, None) => Err(ModelError::Invalid(
+            "one of model.path / model.hub is required".into(),
+        )),
+    }
+}
+
+/// A sentence encoder ready to train or embed: variables, config, tokenizer, SimCSE's MLP.
+#[derive(Debug)]
+pub struct LoadedModel {
+    /// Every trainable variable: the encoder under HF key names, the MLP under `mlp.dense`.
+    pub vs: nn::VarStore,
+    /// config.json with the overrides applied.
+    pub config: BertConfig,
+    /// The checkpoint's tokenizer.
+    pub tokenizer: Tokenizer,
+    /// The encoder.
+    pub encoder: BertModel,
+    /// SimCSE's MLP (dense + tanh) used by the `cls` pooler.
+    pub mlp: MlpLayer,
+    /// The directory the model was loaded from (its tokenizer files are copied on save).
+    pub source: PathBuf,
+    /// What loading did.
+    pub report: LoadReport,
+}
+
+impl LoadedModel {
+    /// Load the checkpoint in `dir` onto `device`.
+    ///
+    /// `overrides` apply to config.json; dropout overrides always, architecture overrides
+    /// (sizes, layers, heads, positions) only with [`Init::Random`]. Weights come from
+    /// `model.safetensors` or `pytorch_model.bin` (or their sharded indexes), under bare HF key
+    /// names or with a `bert.` / `roberta.` prefix; heads are ignored and old
+    /// `LayerNorm.gamma/beta` names accepted. Torch's global RNG is re-seeded with the init seed
+    /// before returning, so later random operations (dropout) also follow the seed.
+    pub fn load(
+        dir: &Path,
+        init: Init,
+        overrides: &ModelOverrides,
+        device: Device,
+    ) -> Result<Self> {
+        load::load(dir, init, overrides, device, false)
+    }
+
+    /// [`LoadedModel::load`] for a run's `model.*` settings and seed. The weights are read once per
+    /// process and shared by later runs of the same checkpoint ([`LoadReport::weights_cached`]).
+    pub fn from_run_config(
+        model: &ModelConfig,
+        sweep_file: &Path,
+        seed: i64,
+        device: Device,
+    ) -> Result<Self> {
+        let dir = resolve_model_dir(model, sweep_file)?;
+        load::load(
+            &dir,
+            Init::from_config(&model.init, seed)?,
+            &model.config,
+            device,
+            true,
+        )
+    }
+
+    /// The device the variables live on.
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// Width of the hidden states and sentence vectors.
+    pub fn hidden_size(&self) -> i64 {
+        self.config.hidden_size
+    }
+
+    /// Transformer layers `L` (`forward_t` returns `L + 1` hidden states).
+    pub fn num_layers(&self) -> usize {
+        self.encoder.num_layers()
+    }
+
+    /// The longest input, in tokens with specials, the position embeddings allow.
+    pub fn max_tokens(&self) -> i64 {
+        self.config.max_tokens()
+    }
+
+    /// Check a user-supplied `max_len` (tokens, specials included) against the model.
+    pub fn check_max_len(&self, max_len: usize) -> Result<()> {
+        if max_len as i64 > self.max_tokens() {
+            return Err(ModelError::Invalid(format!(
+                "max_len {max_len} exceeds what the model's position embeddings allow ({} tokens; max_position_embeddings = {})",
+                self.max_tokens(),
+                self.config.max_position_embeddings
+            )));
+        }
+        let n = self.tokenizer.num_special_tokens();
+        if max_len <= n {
+            return Err(ModelError::Invalid(format!(
+                "max_len {max_len} leaves no room for text: each sentence has {n} special tokens"
+            )));
+        }
+        Ok(())
+    }
+
+    /// All hidden states (index 0 embeddings, index L last layer), see [`BertModel::forward_t`].
+    pub fn forward_t(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        train: bool,
+    ) -> Vec<Tensor> {
+        self.encoder.forward_t(input_ids, attention_mask, train)
+    }
+
+    /// Sentence vectors `[B, H]`: the encoder then the pooler (with the MLP where SimCSE applies
+    /// it). `train` switches dropout and the `cls` pooler's training behaviour.
+    pub fn sentence_embeddings(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        pooler: &Pooler,
+        train: bool,
+    ) -> Tensor {
+        let hidden = self.forward_t(input_ids, attention_mask, train);
+        pooler.forward_t(&hidden, attention_mask, &self.mlp, train)
+    }
+
+    /// Tokenise and pad `sentences` (checked against the model's length limit) onto the model's
+    /// device.
+    pub fn encode<S: AsRef<str>>(&self, sentences: &[S], max_len: usize) -> Result<EncodedBatch> {
+        self.check_max_len(max_len)?;
+        let b = self.tokenizer.encode_batch(sentences, max_len)?;
+        Ok(EncodedBatch {
+            input_ids: b.input_ids.to_device(self.device()),
+            attention_mask: b.attention_mask.to_device(self.device()),
+        })
+    }
+
+    /// Embed sentences for evaluation: eval mode (no dropout), no gradients, in batches of
+    /// `batch_size` (grouped by length; the result keeps the input order). Returns `[N, H]` f32
+    /// on the model's device. Wrap in `tch::autocast` for mixed precision.
+    pub fn embed<S: AsRef<str>>(
+        &self,
+        sentences: &[S],
+        pooler: &Pooler,
+        max_len: usize,
+        batch_size: usize,
+    ) -> Result<Tensor> {
+        if batch_size == 0 {
+            return Err(ModelError::Invalid("batch_size must be at least 1".into()));
+        }
+        self.check_max_len(max_len)?;
+        let device = self.device();
+        let toks = self.tokenizer.tokenize(sentences, max_len)?;
+        if toks.is_empty() {
+            return Ok(Tensor::zeros(
+                [0, self.hidden_size()],
+                (Kind::Float, device),
+            ));
+        }
+        let mut order: Vec<usize> = (0..toks.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(toks[i].len()));
+        let parts: Vec<Tensor> = tch::no_grad(|| {
+            order
+                .chunks(batch_size)
+                .map(|chunk| {
+                    let batch: Vec<TokenizedSentence> =
+                        chunk.iter().map(|&i| toks[i].clone()).collect();
+                    let b = self.tokenizer.pad(&batch);
+                    let ids = b.input_ids.to_device(device);
+                    let mask = b.attention_mask.to_device(device);
+                    self.sentence_embeddings(&ids, &mask, pooler, false)
+                        .to_kind(Kind::Float)
+                })
+                .collect()
+        });
+        let sorted = Tensor::cat(&parts, 0);
+        let mut inverse = vec![0i64; order.len()];
+        for (pos, &i) in order.iter().enumerate() {
+            inverse[i] = pos as i64;
+        }
+        Ok(sorted.index_select(0, &Tensor::from_slice(&inverse).to_device(device)))
+    }
+
+    /// Save as a Hugging Face checkpoint directory: `config.json` (overrides applied),
+    /// `model.safetensors` (bare encoder key names, f32, plus `mlp.dense.*`), `tokenizer.json` and
+    /// copies of the source's other tokenizer files. Written to a temporary sibling directory and
+    /// renamed into place, so `dir` never holds a partial checkpoint; an existing `dir` is replaced.
+    pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        load::save_pretrained(self, dir, &|_| Ok(()))
+    }
+
+    /// [`LoadedModel::save_pretrained`], with `extra` writing more files into the staging
+    /// directory before it is renamed into place (the whole directory appears at once or not at all).
+    pub fn save_pretrained_with(
+        &self,
+        dir: &Path,
+        extra: &dyn Fn(&Path) -> std::io::Result<()>,
+    ) -> Result<()> {
+        load::save_pretrained(self, dir, extra)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,695 @@
+//! The training loop: one resolved run config in, events out (on a channel; the trainer never
+//! touches SQLite).
+//!
+//! Step numbering: step `k` is the state after `k` optimisation updates. Step metrics of the `k`-th
+//! update are recorded at step `k` (1..=total); evaluations and checkpoints at the step they follow
+//! (0 = the initial model).
+
+pub mod checkpoint;
+pub mod fault;
+pub mod loss;
+pub mod optim;
+pub mod profile;
+
+use crate::eval::{Scores, StsData, Task};
+use crate::model::{LoadedModel, Pooler, Pooling};
+use crate::spec::config::RunConfig;
+use crate::{batch, data};
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+pub use crate::events::{Event, Outcome};
+
+/// Everything a run needs besides its config.
+pub struct Job<'a> {
+    pub config: &'a RunConfig,
+    /// The sweep file (model paths resolve against its folder).
+    pub sweep_file: &'a Path,
+    pub data_dir: &'a Path,
+    /// Where this run's checkpoints go.
+    pub out_dir: &'a Path,
+    pub device: Device,
+    pub events: Sender<Event>,
+    /// Set to stop after the current step.
+    pub cancel: &'a AtomicBool,
+    /// Continue from this `last-*` checkpoint (see [`checkpoint`]) instead of starting afresh.
+    pub resume: Option<&'a Path>,
+}
+
+/// A checkpoint that cannot be resumed from (missing or damaged files): the run should start over.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resume from {dir}: {reason:#}")]
+pub struct ResumeError {
+    pub dir: PathBuf,
+    pub reason: anyhow::Error,
+}
+
+/// Step metrics held on the device between host copies (one copy every `FLUSH_EVERY` steps).
+pub const FLUSH_EVERY: i64 = 25;
+
+/// The metric window: [`FLUSH_EVERY`], or `SIMSWEEP_FLUSH_EVERY` where set (benchmarks shorten it
+/// to time few steps; it changes no recorded value).
+fn flush_every() -> i64 {
+    std::env::var("SIMSWEEP_FLUSH_EVERY")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|v| *v >= 1)
+        .unwrap_or(FLUSH_EVERY)
+}
+
+/// The step metrics known on the host at a flush; the others are stacked on the device each step.
+const HOST_METRICS: [&str; 2] = ["lr", "tokens_per_s"];
+
+fn send(tx: &Sender<Event>, e: Event) -> Result<()> {
+    tx.send(e)
+        .map_err(|_| anyhow!("the event receiver is gone"))
+}
+
+/// Train one run. Returns how it ended; an `Err` is a failure (bad model, bad data, out of memory…).
+pub fn train(job: Job<'_>) -> Result<Outcome> {
+    let cfg = job.config;
+    let device = job.device;
+    let max_len = cfg.train.max_len as usize;
+    let resume_err = |dir: &Path, reason: anyhow::Error| ResumeError {
+        dir: dir.into(),
+        reason,
+    };
+    let (model, resumed) = match job.resume {
+        Some(dir) => {
+            let (state, m, v) = checkpoint::load_last(dir).map_err(|e| resume_err(dir, e))?;
+            if state.seed != cfg.seed {
+                return Err(resume_err(
+                    dir,
+                    anyhow!("it was saved by a run with seed {}", state.seed),
+                )
+                .into());
+            }
+            let model = LoadedModel::load(
+                dir,
+                crate::model::Init::Pretrained { seed: cfg.seed },
+                &Default::default(),
+                device,
+            )
+            .map_err(|e| resume_err(dir, e.into()))?;
+            // Tokenizer files are copied from the model's source at every save; the source is
+            // the run's own model directory, not a checkpoint that will be cleaned up.
+            let mut model = model;
+            model.source = crate::model::resolve_model_dir(&cfg.model, job.sweep_file)
+                .context("the run's model directory")?;
+            (model, Some((state, m, v)))
+        }
+        None => (
+            LoadedModel::from_run_config(&cfg.model, job.sweep_file, cfg.seed, device)
+                .context("loading the model")?,
+            None,
+        ),
+    };
+    model.check_max_len(max_len)?;
+    let pooling: Pooling = cfg.model.pooling.parse().map_err(|e: String| anyhow!(e))?;
+    let pooler = Pooler {
+        pooling,
+        mlp_only_train: cfg.model.mlp_only_train,
+    };
+
+    // Data: read and tokenized once per process for all runs that share files, tokenizer, max_len.
+    let files: Vec<PathBuf> = cfg
+        .data
+        .train
+        .iter()
+        .map(|f| crate::spec::config::resolve_data_path(job.data_dir, f))
+        .collect();
+    let key = batch::CacheKey {
+        tokenizer: tokenizer_identity(&model),
+        files: files.iter().map(|f| f.display().to_string()).collect(),
+        format: cfg.data.format.clone(),
+        max_len: cfg.train.max_len,
+    };
+    let (shared, tokens_cached) = batch::cached(key, || {
+        let corpus = data::read_corpus(&files, &cfg.data.format)?;
+        let tok = batch::tokenize(&corpus, &|t: &str| {
+            let mut v = model.tokenizer.tokenize(&[t], max_len)?;
+            Ok(v.pop().map(|s| s.ids).unwrap_or_default())
+        })?;
+        Ok((corpus, tok))
+    })?;
+    let (corpus, tokens) = (&shared.0, &shared.1);
+    let n_all = tokens.len();
+    let n = if cfg.data.max_examples > 0 {
+        n_all.min(cfg.data.max_examples as usize)
+    } else {
+        n_all
+    };
+    let b = cfg.train.batch_size as usize;
+    let steps_per_epoch = (n / b) as i64;
+    if steps_per_epoch == 0 {
+        bail!("{} training examples are fewer than one batch of {b}", n);
+    }
+    let total = match (cfg.train.steps, cfg.train.epochs) {
+        (Some(s), _) => s,
+        (None, Some(e)) => e * steps_per_epoch,
+        (None, None) => steps_per_epoch,
+    };
+    let order_for_epoch = |epoch: i64| -> Vec<usize> {
+        // The first `max_examples` of the seed's permutation are the run's examples; each epoch
+        // visits them in its own order.
+        let base: Vec<usize> = if cfg.data.shuffle {
+            data::permutation(n_all, cfg.seed as u64)
+        } else {
+            (0..n_all).collect()
+        };
+        let mut chosen: Vec<usize> = base.into_iter().take(n).collect();
+        if cfg.data.shuffle && epoch > 0 {
+            let p = data::permutation(n, (cfg.seed as u64).wrapping_add(epoch as u64));
+            chosen = p.iter().map(|&i| chosen[i]).collect();
+        }
+        chosen
+    };
+
+    // Evaluation data, read once.
+    let dev_task = [Task::StsbDev];
+    let mut sts = StsData::load(job.data_dir, &dev_task).context("loading STS-B dev")?;
+    let final_tasks: Vec<Task> = Task::parse_list(&cfg.eval.tasks)?;
+    sts.ensure(job.data_dir, &final_tasks)
+        .context("loading the evaluation tasks")?;
+    let eval_len = model.max_tokens() as usize;
+    let eval_bs = cfg.eval.batch_size as usize;
+
+    let loss_fn = loss::build(cfg)?;
+    let faults = fault::Faults::from_env(job.out_dir)?;
+    let named: Vec<(String, Tensor)> = model
+        .vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
+    let mut opt = optim::FlatAdamW::new(named, cfg.train.weight_decay, 0.9, 0.999, 1e-8);
+    let start = resumed.as_ref().map_or(1, |(s, _, _)| s.step + 1);
+    let autocast = match (device, cfg.train.precision.as_str()) {
+        (Device::Cuda(_), "bf16") => Some(Kind::BFloat16),
+        (Device::Cuda(_), "fp16") => Some(Kind::Half),
+        _ => None,
+    };
+    let mut scaler = LossScaler::new(autocast == Some(Kind::Half));
+    if let (Some((state, m, v)), Some(dir)) = (&resumed, job.resume) {
+        if state.total_steps != total {
+            return Err(resume_err(
+                dir,
+                anyhow!(
+                    "it was saved by a run of {} steps, this one has {total}",
+                    state.total_steps
+                ),
+            )
+            .into());
+        }
+        opt.load_state(&m.to_device(device), &v.to_device(device), state.adam_step)
+            .map_err(|e| resume_err(dir, e))?;
+        scaler.scale = state.loss_scale;
+        scaler.clean = state.clean_steps;
+    }
+
+    send(
+        &job.events,
+        Event::Started {
+            device: format!("{device:?}"),
+            parameters: opt.numel(),
+            examples: n,
+            skipped_lines: corpus.skipped(),
+            total_steps: total,
+            tokens_cached,
+            weights_cached: model.report.weights_cached,
+            resumed_from: (start > 1).then_some(start - 1),
+        },
+    )?;
+    if autocast.is_none() && cfg.train.precision != "fp32" {
+        send(
+            &job.events,
+            Event::Note {
+                kind: "precision".into(),
+                message: format!(
+                    "train.precision = {} applies on CUDA; this run on {device:?} computes in fp32",
+                    cfg.train.precision
+                ),
+            },
+        )?;
+    }
+    if corpus.skipped() > 0 {
+        send(
+            &job.events,
+            Event::Note {
+                kind: "data".into(),
+                message: format!(
+                    "skipped {} lines ({} empty, {} not UTF-8, {} malformed)",
+                    corpus.skipped(),
+                    corpus.skipped_empty,
+                    corpus.skipped_non_utf8,
+                    corpus.skipped_malformed
+                ),
+            },
+        )?;
+    }
+
+    let out_dir = job.out_dir;
+    let mut best: Option<(i64, f64)> = resumed.as_ref().and_then(|(s, _, _)| s.best);
+    let mut keeper = checkpoint::Keeper::new(resumed.as_ref().map(|(s, _, _)| s));
+    let best_event = |step: i64, path: PathBuf, v: f64| {
+        send(
+            &job.events,
+            Event::Checkpoint {
+                kind: "best".into(),
+                step,
+                path,
+                metric: Some("stsb_dev".into()),
+                value: Some(v),
+            },
+        )
+    };
+    let evaluate_dev = |model: &LoadedModel,
+                        step: i64,
+                        best: &mut Option<(i64, f64)>,
+                        keeper: &mut checkpoint::Keeper|
+     -> Result<()> {
+        let scores = embed_scores(model, &pooler, &sts, &dev_task, eval_len, eval_bs, autocast)?;
+        let v = scores.get(Task::StsbDev).unwrap_or(f64::NAN);
+        send(
+            &job.events,
+            Event::Metrics(vec![(step, "stsb_dev".into(), v)]),
+        )?;
+        if best.is_none_or(|(_, b)| v > b) {
+            let dir = checkpoint::best_dir(out_dir, step);
+            model
+                .save_pretrained(&dir)
+                .context("saving the best checkpoint")?;
+            *best = Some((step, v));
+            keeper.saved_best(step);
+            keeper.collect(out_dir);
+            best_event(step, dir, v)?;
+        }
+        Ok(())
+    };
+    match (&resumed, job.resume) {
+        (Some((state, _, _)), Some(dir)) => {
+            // Directories written after the checkpoint (a later best, a newer `last-*` whose row
+            // never reached the database) belong to the lost attempt.
+            keeper.collect(out_dir);
+            if let Some((b, v)) = state.best {
+                let bd = checkpoint::best_dir(out_dir, b);
+                if !bd.join("config.json").is_file() {
+                    return Err(resume_err(
+                        dir,
+                        anyhow!("its best model {} is missing", bd.display()),
+                    )
+                    .into());
+                }
+                best_event(b, bd, v)?;
+            }
+            send(
+                &job.events,
+                Event::Note {
+                    kind: "resumed".into(),
+                    message: format!("resumed from step {} ({})", state.step, dir.display()),
+                },
+            )?;
+        }
+        _ => {
+            if cfg.eval.every > 0 {
+                evaluate_dev(&model, 0, &mut best, &mut keeper)?;
+            }
+        }
+    }
+
+    // Probes: a fixed probe set, built once; step 0, every `probe.every` steps, the last step.
+    let probe_layers =
+        crate::probe::Layers::from_value(&cfg.probe.layers)?.resolve(model.num_layers())?;
+    let probe_set = crate::probe::ProbeSet::from_settings(
+        &model,
+        job.data_dir,
+        &cfg.probe.sentences,
+        cfg.probe.size as usize,
+        cfg.probe.max_len as usize,
+    )
+    .context("building the probe set")?;
+    let run_probe = |model: &LoadedModel, step: i64| -> Result<()> {
+        let t0 = Instant::now();
+        let rows =
+            crate::probe::probe(model, &pooler, &probe_set, &probe_layers).context("probing")?;
+        let secs = t0.elapsed().as_secs_f64();
+        let mut out: Vec<(i64, i64, String, f64)> = rows
+            .into_iter()
+            .map(|(layer, name, v)| (step, layer, name, v))
+            .collect();
+        out.push((step, -1, "probe_seconds".into(), secs));
+        send(&job.events, Event::LayerMetrics(out))
+    };
+    if resumed.is_none() {
+        run_probe(&model, 0)?;
+    }
+    let save_last = |model: &LoadedModel,
+                     opt: &optim::FlatAdamW,
+                     scaler: &LossScaler,
+                     best: Option<(i64, f64)>,
+                     keeper: &mut checkpoint::Keeper,
+                     step: i64|
+     -> Result<()> {
+        let dir = checkpoint::last_dir(out_dir, step);
+        let (m, v, adam_step) = opt.state();
+        let state = checkpoint::TrainerState {
+            format: 1,
+            step,
+            total_steps: total,
+            seed: cfg.seed,
+            best,
+            loss_scale: scaler.scale,
+            clean_steps: scaler.clean,
+            adam_step,
+        };
+        checkpoint::save_last(model, &dir, &state, m, v)?;
+        keeper.saved_last(step);
+        keeper.collect(out_dir);
+        send(
+            &job.events,
+            Event::Checkpoint {
+                kind: "last".into(),
+                step,
+                path: dir,
+                metric: None,
+                value: None,
+            },
+        )
+    };
+
+    // Stacked each step in this order: the loss, the gradient norm, then the batch metrics.
+    let step_metrics: Vec<&str> = crate::metrics::step_metrics()
+        .filter(|m| !HOST_METRICS.contains(m))
+        .take(if cfg.train.step_metrics {
+            usize::MAX
+        } else {
+            2
+        })
+        .collect();
+    let mut pending: Vec<Tensor> = Vec::new();
+    let mut pending_from = start;
+    let mut window_tokens = 0usize;
+    let mut window_start = Instant::now();
+    let mut epoch = -1i64;
+    let mut order: Vec<usize> = Vec::new();
+    let per = tokens.per_example;
+    let pad = model.config.pad_id();
+    let mut outcome = None;
+    // Phase timing (SIMSWEEP_PROFILE=1); the first flush window is warm-up.
+    let flush = flush_every();
+    let mut prof = profile::Profile::from_env(device, start - 1 + flush);
+    for step in start..=total {
+        faults.on_step(step);
+        prof.start(step);
+        // Dropout draws restart from the run's seed and the step, so a resumed run continues
+        // exactly as one never stopped (with one run per process; see docs).
+        tch::manual_seed(checkpoint::step_seed(cfg.seed, step));
+        let e = (step - 1) / steps_per_epoch;
+        if e != epoch {
+            epoch = e;
+            order = order_for_epoch(e);
+        }
+        let k = ((step - 1) % steps_per_epoch) as usize;
+        let idx = &order[k * b..(k + 1) * b];
+        // Unsupervised: each sentence twice (two dropout masks in one forward); supervised: the
+        // triplet. Rows are example-major, as SimCSE's (batch, num_sent, len) view.
+        let views = if per == 1 { 2 } else { 3 };
+        let mut seqs: Vec<&[i64]> = Vec::with_capacity(b * views);
+        for &i in idx {
+            let ex = tokens.example(i);
+            if per == 1 {
+                seqs.push(&ex[0]);
+                seqs.push(&ex[0]);
+            } else {
+                seqs.extend(ex.iter().map(|s| s.as_slice()));
+            }
+        }
+        window_tokens += seqs.iter().map(|s| s.len()).sum::<usize>();
+        let (ids, mask) = batch::collate(&seqs, pad, device);
+        prof.mark(step, "batch");
+        let lr = optim::lr_at(
+            step - 1,
+            total,
+            cfg.train.warmup_steps,
+            cfg.train.lr,
+            &cfg.train.lr_schedule,
+        );
+        // The encoder runs under autocast (on CUDA, as configured); the loss always in fp32, as the
+        // views are cast up before their similarities are taken.
+        let encode = || model.sentence_embeddings(&ids, &mask, &pooler, true);
+        let z = match autocast {
+            Some(kind) => crate::runtime::autocast(kind, encode),
+            None => encode(),
+        }
+        .to_kind(Kind::Float);
+        prof.mark(step, "forward");
+        let h = z.size()[1];
+        let z = z.view([b as i64, views as i64, h]);
+        let (z1, z2) = (z.select(1, 0), z.select(1, 1));
+        let z3 = (views == 3).then(|| z.select(1, 2));
+        let out = loss_fn.forward_with(
+            &loss::Views {
+                z1: &z1,
+                z2: &z2,
+                z3: z3.as_ref(),
+            },
+            cfg.train.step_metrics,
+        );
+        let out = faults.on_loss(step, out);
+        prof.mark(step, "loss");
+        scaler.backward(&out.loss);
+        faults.on_backward(step, &model.vs);
+        prof.mark(step, "backward");
+        let gnorm = if scaler.unscale_and_check(&mut opt) {
+            opt.step(lr, cfg.train.max_grad_norm)
+        } else {
+            Tensor::full([], f64::INFINITY, (Kind::Float, device))
+        };
+        opt.zero_grad();
+        prof.mark(step, "optimizer");
+        let mut row: Vec<Tensor> = vec![
+            out.loss.detach().to_kind(Kind::Float),
+            gnorm.to_kind(Kind::Float),
+        ];
+        for name in &step_metrics[2..] {
+            let t = out
+                .metrics
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t.to_kind(Kind::Float))
+                .unwrap_or_else(|| Tensor::full([], f64::NAN, (Kind::Float, device)));
+            row.push(t);
+        }
+        pending.push(Tensor::stack(&row, 0));
+        prof.mark(step, "metrics");
+
+        let checkpoint_now = cfg.train.checkpoint_every > 0
+            && step % cfg.train.checkpoint_every == 0
+            && step < total;
+        let cancelled = job.cancel.load(Ordering::Relaxed);
+        let eval_now = cfg.eval.every > 0 && step % cfg.eval.every == 0 || step == total;
+        let probe_now = cfg.probe.every > 0 && step % cfg.probe.every == 0 || step == total;
+        if step % flush == 0 || eval_now || probe_now || cancelled || checkpoint_now {
+            // One host copy for the window's metrics; this is also where a divergence is seen.
+            let host = Vec::<f64>::try_from(
+                Tensor::stack(&pending, 0)
+                    .to_kind(Kind::Double)
+                    .to_device(Device::Cpu)
+                    .flatten(0, -1),
+            )?;
+            let secs = window_start.elapsed().as_secs_f64().max(1e-9);
+            let tps = window_tokens as f64 / secs;
+            let width = step_metrics.len();
+            let mut rows = Vec::new();
+            for (j, vals) in host.chunks(width).enumerate() {
+                let s = pending_from + j as i64;
+                let bad = !vals[0].is_finite() || (!scaler.enabled && !vals[1].is_finite());
+                if bad && outcome.is_none() {
+                    outcome = Some(Outcome::Diverged {
+                        step: s,
+                        detail: format!("loss = {}, grad_norm = {} at step {s}", vals[0], vals[1]),
+                    });
+                }
+                if s % cfg.train.log_every == 0 || s == total || outcome.is_some() {
+                    for (name, v) in step_metrics.iter().zip(vals) {
+                        rows.push((s, name.to_string(), *v));
+                    }
+                    rows.push((
+                        s,
+                        "lr".into(),
+                        optim::lr_at(
+                            s - 1,
+                            total,
+                            cfg.train.warmup_steps,
+                            cfg.train.lr,
+                            &cfg.train.lr_schedule,
+                        ),
+                    ));
+                    rows.push((s, "tokens_per_s".into(), tps));
+                }
+                if outcome.is_some() {
+                    break;
+                }
+            }
+            send(&job.events, Event::Metrics(rows))?;
+            pending.clear();
+            pending_from = step + 1;
+            window_tokens = 0;
+            window_start = Instant::now();
+            prof.mark(step, "flush");
+            if let Some(o) = outcome.take() {
+                return Ok(o);
+            }
+            if eval_now {
+                evaluate_dev(&model, step, &mut best, &mut keeper)?;
+                window_start = Instant::now();
+                prof.mark(step, "eval");
+            }
+            if probe_now {
+                run_probe(&model, step)?;
+                window_start = Instant::now();
+                prof.mark(step, "probe");
+            }
+            // After this step's metrics, evaluation and probe were sent: a run resumed from
+            // here replaces exactly the steps after it.
+            if checkpoint_now || (cancelled && step < total) {
+                save_last(&model, &opt, &scaler, best, &mut keeper, step)?;
+                window_start = Instant::now();
+                prof.mark(step, "checkpoint");
+            }
+            if cancelled && step < total {
+                return Ok(Outcome::Cancelled { step });
+            }
+        }
+    }
+
+    if prof.on() {
+        send(
+            &job.events,
+            Event::Note {
+                kind: "profile".into(),
+                message: prof.summary(),
+            },
+        )?;
+    }
+    // The best model becomes `best/`; the resumable checkpoints go.
+    let best_path = keeper.finish(out_dir)?;
+    if let (Some(path), Some((b, v))) = (&best_path, best) {
+        best_event(b, path.clone(), v)?;
+    }
+    // Final evaluation of the best checkpoint on the configured tasks.
+    if !final_tasks.is_empty() {
+        let (best_step, _) = best.ok_or_else(|| anyhow!("no checkpoint was evaluated"))?;
+        let best_dir = best_path.expect("a best model");
+        let best_model = LoadedModel::load(
+            &best_dir,
+            crate::model::Init::Pretrained { seed: cfg.seed },
+            &Default::default(),
+            device,
+        )
+        .context("reloading the best checkpoint")?;
+        let scores = embed_scores(
+            &best_model,
+            &pooler,
+            &sts,
+            &final_tasks,
+            eval_len,
+            eval_bs,
+            autocast,
+        )?;
+        let mut rows: Vec<(i64, String, f64)> = scores
+            .entries()
+            .into_iter()
+            .map(|(n, v)| (total, n.to_string(), v))
+            .collect();
+        if let Some(avg) = scores.avg() {
+            rows.push((total, "avg".into(), avg));
+        }
+        rows.push((total, "best_step".into(), best_step as f64));
+        send(&job.events, Event::Metrics(rows))?;
+    }
+    Ok(Outcome::Done { steps: total })
+}
+
+/// Evaluate `tasks` with the model's sentence embeddings (eval mode, no truncation below the model's
+/// limit, as SentEval feeds whole sentences).
+pub fn embed_scores(
+    model: &LoadedModel,
+    pooler: &Pooler,
+    sts: &StsData,
+    tasks: &[Task],
+    max_len: usize,
+    batch_size: usize,
+    autocast: Option<Kind>,
+) -> Result<Scores> {
+    let mut embed = |s: &[String]| -> Result<Tensor> {
+        let f = || model.embed(s, pooler, max_len, s.len().max(1));
+        Ok(match autocast {
+            Some(kind) => crate::runtime::autocast(kind, f)?,
+            None => f()?,
+        })
+    };
+    sts.evaluate(tasks, batch_size, &mut embed)
+}
+
+/// What identifies the tokenizer for the token cache: the model directory's tokenizer files.
+fn tokenizer_identity(model: &LoadedModel) -> String {
+    let mut id = model.source.display().to_string();
+    for f in ["tokenizer.json", "vocab.txt", "tokenizer_config.json"] {
+        if let Ok(m) = std::fs::metadata(model.source.join(f)) {
+            id.push_str(&format!("|{f}:{}:{:?}", m.len(), m.modified().ok()));
+        }
+    }
+    id
+}
+
+/// Dynamic loss scaling for fp16 (as torch.cuda.amp.GradScaler): scale the loss, unscale the
+/// gradients, skip the update and halve the scale on overflow, double it after 2000 clean steps.
+struct LossScaler {
+    enabled: bool,
+    scale: f64,
+    clean: i64,
+}
+
+impl LossScaler {
+    fn new(enabled: bool) -> Self {
+        LossScaler {
+            enabled,
+            scale: 65536.0,
+            clean: 0,
+        }
+    }
+
+    fn backward(&self, loss: &Tensor) {
+        if self.enabled {
+            (loss * self.scale).backward();
+        } else {
+            loss.backward();
+        }
+    }
+
+    /// Unscale the gradients; false if they overflowed (the update is skipped).
+    fn unscale_and_check(&mut self, opt: &mut optim::FlatAdamW) -> bool {
+        if !self.enabled {
+            return true;
+        }
+        let g = opt.flat_grad();
+        let finite = g.isfinite().all().int64_value(&[]) != 0;
+        if !finite {
+            self.scale /= 2.0;
+            self.clean = 0;
+            return false;
+        }
+        opt.scale_grads(1.0 / self.scale);
+        self.clean += 1;
+        if self.clean >= 2000 {
+            self.scale *= 2.0;
+            self.clean = 0;
+        }
+        true
+    }
+}

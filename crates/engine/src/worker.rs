@@ -1,0 +1,98 @@
+//! `simsweep-engine worker`: train one run for the front. The front writes a
+//! [`RunJob`](crate::events::RunJob) as one JSON line on standard input; this process trains it on
+//! its own libtorch (its own generator, thread pool and CUDA context) and writes one
+//! [`WorkerMessage`] per line on standard output: events as they come, then `End` or `Error`.
+//! Standard error carries anything else (the front keeps its last lines for a crash report).
+//!
+//! SIGINT or SIGTERM asks the trainer to finish its step and save a `last` checkpoint (the run
+//! ends `Cancelled`); a second one exits at once. The front sets the process to be killed when
+//! the front dies, so no worker outlives it.
+
+use crate::events::{RunJob, WorkerMessage};
+use crate::spec::config::RunConfig;
+use crate::train::{self, Event, ResumeError};
+use anyhow::{Context, Result};
+use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+
+static CANCEL: AtomicBool = AtomicBool::new(false);
+
+fn install_interrupt_handler() {
+    let installed = ctrlc::set_handler(|| {
+        if CANCEL.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    if let Err(e) = installed {
+        eprintln!("warning: cannot install the interrupt handler: {e}");
+    }
+}
+
+fn send(out: &mut impl Write, m: &WorkerMessage) -> Result<()> {
+    let line = serde_json::to_string(m).context("encoding a worker message")?;
+    writeln!(out, "{line}")
+        .and_then(|_| out.flush())
+        .context("writing to the front (standard output)")
+}
+
+/// Read the job, train, report. Exit status 0 whenever a final message was written (the outcome
+/// is in it); 1 when the job could not be read or the front went away.
+pub fn main() -> Result<i32> {
+    install_interrupt_handler();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the job from standard input")?;
+    let job: RunJob = serde_json::from_str(&line).context("the job on standard input")?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let result = run(&job, &mut out);
+    let last = match result {
+        Ok(outcome) => WorkerMessage::End(outcome),
+        Err(e) => WorkerMessage::Error {
+            resume: e.downcast_ref::<ResumeError>().is_some(),
+            message: format!("{e:#}"),
+        },
+    };
+    send(&mut out, &last)?;
+    Ok(0)
+}
+
+fn run(job: &RunJob, out: &mut impl Write) -> Result<train::Outcome> {
+    let cfg = RunConfig::from_flat(&job.config)
+        .context("the stored config does not match this simsweep's settings")?;
+    let device = crate::runtime::torch_device(
+        simsweep_core::device::Device::parse(&job.device).map_err(anyhow::Error::msg)?,
+    );
+    let (tx, rx) = mpsc::channel::<Event>();
+    std::thread::scope(|s| -> Result<train::Outcome> {
+        let trainer = std::thread::Builder::new()
+            .name("simsweep-train".into())
+            .spawn_scoped(s, || {
+                train::train(train::Job {
+                    config: &cfg,
+                    sweep_file: &job.sweep_file,
+                    data_dir: &job.data_dir,
+                    out_dir: &job.out_dir,
+                    device,
+                    events: tx,
+                    cancel: &CANCEL,
+                    resume: job.resume.as_deref(),
+                })
+            })
+            .context("starting the trainer thread")?;
+        for ev in rx {
+            send(out, &WorkerMessage::Event(ev))?;
+        }
+        trainer.join().map_err(|p| {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "(no message)".into());
+            anyhow::anyhow!("the trainer stopped with an error: {msg}")
+        })?
+    })
+}
