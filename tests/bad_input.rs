@@ -839,3 +839,51 @@ fn where_with_an_unknown_key() {
         "error: unknown key `train.temprature` in --where (did you mean `train.temperature`?): sweep `bad` varies train.temperature, seed; any other setting of its runs works too (e.g. `loss.kind`)",
     );
 }
+
+/// A database that cannot be created names the cause in the operating system's words, once (SQLite
+/// alone says "unable to open database file"). Root may write anywhere, so the cases are ones root
+/// cannot create either.
+#[test]
+fn a_database_that_cannot_be_created_names_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = dir.path().join("s.toml");
+    std::fs::write(
+        &sweep,
+        format!(
+            "[sweep]\nname = \"x\"\n[base]\nmodel.path = \"{}\"\nmodel.init = \"random\"\ndata.train = [\"t.txt\"]\n",
+            common::repo().join("models/tiny-bert").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("t.txt"), "a sentence\nanother one\n").unwrap();
+    std::fs::write(dir.path().join("plain-file"), "").unwrap();
+    let cases = [
+        (
+            dir.path().to_path_buf(),
+            "error: database TMP: it is a directory; --db names the database file".to_string(),
+        ),
+        (
+            dir.path().join("plain-file/r.db"),
+            "error: database TMP/plain-file/r.db: cannot create its folder TMP/plain-file: File exists (os error 17)".to_string(),
+        ),
+        (
+            PathBuf::from("/proc/simsweep-test.db"),
+            "error: database /proc/simsweep-test.db: cannot create it in /proc: No such file or directory (os error 2)".to_string(),
+        ),
+    ];
+    for (db, want) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_simsweep"))
+            .env_remove("SIMSWEEP_DB")
+            .arg("--db")
+            .arg(&db)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["plan", &sweep.display().to_string()])
+            .output()
+            .unwrap();
+        let stderr =
+            String::from_utf8_lossy(&out.stderr).replace(&dir.path().display().to_string(), "TMP");
+        assert_eq!(stderr.trim(), want, "--db {}", db.display());
+        assert_eq!(out.status.code(), Some(1));
+    }
+}

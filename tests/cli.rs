@@ -318,3 +318,75 @@ fn the_writer_benchmark_runs_and_reports_rows_per_second() {
         "{s}"
     );
 }
+
+/// The front links no libtorch: no tch or torch-sys among its dependencies, and no torch library
+/// in the binary's dynamic section (docs/architecture.md).
+#[test]
+fn the_front_links_no_libtorch() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(repo())
+        .args([
+            "tree",
+            "-p",
+            "simsweep",
+            "-e",
+            "normal,build",
+            "--prefix",
+            "none",
+            "--offline",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(tree.contains("simsweep-core"), "{tree}");
+    for line in tree.lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        assert!(
+            name != "tch" && name != "torch-sys",
+            "the front depends on {line}"
+        );
+    }
+    let ldd = Command::new("ldd")
+        .arg(env!("CARGO_BIN_EXE_simsweep"))
+        .output()
+        .unwrap();
+    let libs = String::from_utf8_lossy(&ldd.stdout);
+    assert!(libs.contains("libc.so"), "{libs}");
+    assert!(!libs.contains("torch") && !libs.contains("c10"), "{libs}");
+}
+
+/// The engine's commands run through the front: `info` hands over to `simsweep-engine`, and a
+/// missing engine is a clear error naming SIMSWEEP_ENGINE.
+#[test]
+fn computing_commands_are_handed_to_the_engine() {
+    let out = bin().args(["info", "--json"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["torch"], "2.11.0");
+    let out = bin()
+        .args(["info"])
+        .env("SIMSWEEP_ENGINE", "/nonexistent/simsweep-engine")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: SIMSWEEP_ENGINE=/nonexistent/simsweep-engine: no such file (it names the engine binary, simsweep-engine)"
+    );
+    let help = bin().args(["eval", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        text.contains("Usage: simsweep eval [OPTIONS] --model <MODEL>"),
+        "{text}"
+    );
+}

@@ -23,16 +23,19 @@ pub(super) fn status(cli: &Cli, sweep: Option<&str>) -> Result<i32> {
     }
     let store = Store::open_readonly(&cli.db)?;
     let c = &store.conn;
-    let mut st = c.prepare(
-        "SELECT s.name, count(r.run_pk),
-                sum(r.status = 'pending'), sum(r.status = 'running'), sum(r.status = 'done'),
-                sum(r.status = 'failed'), sum(r.status = 'diverged'), sum(r.status = 'cancelled')
+    let counts: String = crate::store::STATUSES
+        .iter()
+        .map(|s| format!(", sum(r.status = '{s}')"))
+        .collect();
+    let mut st = c.prepare(&format!(
+        "SELECT s.name, count(r.run_pk){counts}
          FROM sweeps s LEFT JOIN runs r ON r.sweep_id = s.sweep_id AND r.in_plan = 1
-         WHERE ?1 IS NULL OR s.name = ?1 GROUP BY s.sweep_id ORDER BY s.sweep_id",
-    )?;
+         WHERE ?1 IS NULL OR s.name = ?1 GROUP BY s.sweep_id ORDER BY s.sweep_id"
+    ))?;
+    let columns = 2 + crate::store::STATUSES.len();
     let rows: Vec<Vec<String>> = st
         .query_map([sweep], |r| {
-            (0..8)
+            (0..columns)
                 .map(|i| {
                     if i == 0 {
                         r.get::<_, String>(0)
@@ -50,19 +53,11 @@ pub(super) fn status(cli: &Cli, sweep: Option<&str>) -> Result<i32> {
         })
         .into());
     }
-    let headers: Vec<String> = [
-        "sweep",
-        "runs",
-        "pending",
-        "running",
-        "done",
-        "failed",
-        "diverged",
-        "cancelled",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let headers: Vec<String> = ["sweep", "runs"]
+        .iter()
+        .chain(crate::store::STATUSES)
+        .map(|s| s.to_string())
+        .collect();
     print!("{}", crate::table::render(&headers, &rows));
     if let Some(name) = sweep {
         let runs = store.sweep_runs(name)?;

@@ -329,36 +329,21 @@ impl BertConfig {
 /// The `model.config.*` keys that change the architecture (and hence the weights' shapes) and are
 /// set in `o` to a value different from `config`'s.
 pub fn architecture_overrides(config: &BertConfig, o: &ModelOverrides) -> Vec<String> {
-    let mut v = Vec::new();
-    let mut check = |name: &str, want: Option<i64>, have: i64| {
-        if let Some(w) = want {
-            if w != have {
-                v.push(format!("model.config.{name} = {w} (checkpoint: {have})"));
-            }
-        }
-    };
-    check("hidden_size", o.hidden_size, config.hidden_size);
-    check(
-        "num_hidden_layers",
-        o.num_hidden_layers,
-        config.num_hidden_layers,
-    );
-    check(
-        "num_attention_heads",
-        o.num_attention_heads,
-        config.num_attention_heads,
-    );
-    check(
-        "intermediate_size",
-        o.intermediate_size,
-        config.intermediate_size,
-    );
-    check(
-        "max_position_embeddings",
-        o.max_position_embeddings,
-        config.max_position_embeddings,
-    );
-    v
+    let pairs = [
+        (o.hidden_size, config.hidden_size),
+        (o.num_hidden_layers, config.num_hidden_layers),
+        (o.num_attention_heads, config.num_attention_heads),
+        (o.intermediate_size, config.intermediate_size),
+        (o.max_position_embeddings, config.max_position_embeddings),
+    ];
+    crate::spec::schema::ARCHITECTURE_KEYS
+        .iter()
+        .zip(pairs)
+        .filter_map(|(key, (want, have))| {
+            want.filter(|w| *w != have)
+                .map(|w| format!("{key} = {w} (checkpoint: {have})"))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -36,15 +36,7 @@ fn input<T>(msg: impl Into<String>) -> Result<T> {
     Err(Error::Input(msg.into()))
 }
 
-/// The run statuses (docs/schema.md, "Run status").
-pub const STATUSES: &[&str] = &[
-    "pending",
-    "running",
-    "done",
-    "failed",
-    "diverged",
-    "cancelled",
-];
+pub use crate::store::STATUSES;
 
 // ---------------------------------------------------------------------------------------------
 // Sweeps and runs

@@ -1206,13 +1206,7 @@ fn resolve(
         _ => {}
     }
     if get_str(&c, "model.init") == "pretrained" {
-        for k in [
-            "model.config.hidden_size",
-            "model.config.num_hidden_layers",
-            "model.config.num_attention_heads",
-            "model.config.intermediate_size",
-            "model.config.max_position_embeddings",
-        ] {
+        for k in schema::ARCHITECTURE_KEYS {
             if is_set(k) {
                 cx.err(&at(k), Some(k), "changes the architecture, which only model.init = \"random\" allows (a pretrained checkpoint fixes it)");
             }

@@ -57,12 +57,22 @@ impl KeySpec {
     }
 }
 
+/// The pooler names of `model.pooling` (the engine's `Pooling` reads its names here).
 pub const POOLERS: &[&str] = &[
     "cls",
     "cls_before_pooler",
     "avg",
     "avg_top2",
     "avg_first_last",
+];
+/// The `model.config.*` overrides that change a model's architecture, which only random
+/// initialisation allows.
+pub const ARCHITECTURE_KEYS: [&str; 5] = [
+    "model.config.hidden_size",
+    "model.config.num_hidden_layers",
+    "model.config.num_attention_heads",
+    "model.config.intermediate_size",
+    "model.config.max_position_embeddings",
 ];
 pub const LOSSES: &[&str] = &[
     "infonce",
@@ -245,6 +255,27 @@ pub fn ratio_scale_default(kind: &str) -> &'static str {
     } else {
         "1.5"
     }
+}
+
+/// The default of a numeric `loss.*` parameter of loss `kind`, from [`loss_params`],
+/// [`MODIFIER_PARAMS`] and [`ratio_scale_default`]: the one place the defaults are written (the
+/// trainer reads them here).
+pub fn loss_default(kind: &str, key: &str) -> Option<f64> {
+    if key == "loss.ratio_scale" {
+        return is_non_contrastive(kind)
+            .then(|| ratio_scale_default(kind).parse().ok())
+            .flatten();
+    }
+    let own = loss_params(kind).iter().find(|(k, _)| *k == key);
+    let modifier = || {
+        is_non_contrastive(kind)
+            .then(|| MODIFIER_PARAMS.iter().find(|(k, _, _)| *k == key))
+            .flatten()
+            .map(|(_, _, v)| *v)
+    };
+    own.map(|(_, v)| *v)
+        .or_else(modifier)
+        .and_then(|v| v.parse().ok())
 }
 
 pub fn is_non_contrastive(kind: &str) -> bool {

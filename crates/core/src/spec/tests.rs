@@ -410,3 +410,19 @@ fn an_empty_table_in_a_zip_row_leaves_the_key_unset() {
     assert_eq!(c(2)["loss.gd"], json!(true));
     assert_eq!(c(2)["loss.margin"], json!(0.3));
 }
+
+#[test]
+fn loss_defaults_are_read_from_the_schema() {
+    use super::schema::loss_default;
+    assert_eq!(loss_default("mpt", "loss.margin"), Some(0.23));
+    assert_eq!(loss_default("met", "loss.margin"), Some(0.45));
+    assert_eq!(loss_default("mat", "loss.margin"), Some(0.15));
+    assert_eq!(loss_default("vicreg", "loss.margin"), Some(0.30));
+    assert_eq!(loss_default("mhe", "loss.temperature"), Some(0.05));
+    assert_eq!(loss_default("mhs", "loss.ratio_scale"), Some(1.75));
+    assert_eq!(loss_default("barlow_twins", "loss.ratio_scale"), Some(1.5));
+    assert_eq!(loss_default("vicreg", "loss.lambda"), Some(1.0));
+    let u = loss_default("arccon", "loss.angle").unwrap();
+    assert!((u - 10f64.to_radians()).abs() < 1e-15);
+    assert_eq!(loss_default("infonce", "loss.margin"), None);
+}

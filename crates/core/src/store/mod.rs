@@ -40,16 +40,27 @@ pub enum StoreError {
         dir: PathBuf,
         cause: std::io::Error,
     },
-    #[error("database {path}: {source}")]
+    /// SQLite's error is part of the message, not a source (a chain would print it three times).
+    #[error("database {path}: {cause}")]
     Sqlite {
         path: PathBuf,
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
     #[error("database {path}: {message}")]
     Other { path: PathBuf, message: String },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The run statuses (docs/schema.md, "Run status"), in the order `status` lists them.
+pub const STATUSES: &[&str] = &[
+    "pending",
+    "running",
+    "done",
+    "failed",
+    "diverged",
+    "cancelled",
+];
 
 /// An open results database.
 pub struct Store {
@@ -74,8 +85,78 @@ pub struct PlanSummary {
     pub statuses: Vec<String>,
 }
 
+/// Why SQLite could not open (or create) `path`, in the operating system's words: SQLite says only
+/// "unable to open database file". Other errors go through [`sql_err`].
+fn cannot_open(path: &Path, err: rusqlite::Error) -> StoreError {
+    let cant_open = matches!(
+        &err,
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::CannotOpen
+            || f.code == rusqlite::ErrorCode::ReadOnly
+            || f.code == rusqlite::ErrorCode::PermissionDenied
+    );
+    if !cant_open {
+        return sql_err_plain(path, err);
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let readonly = matches!(
+        &err,
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ReadOnly
+    );
+    let message = if path.is_dir() {
+        "it is a directory; --db names the database file".to_string()
+    } else if path.exists() {
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+        {
+            Err(io) => format!("cannot open it for writing: {io}"),
+            Ok(_) if readonly => format!(
+                "SQLite cannot write it: its folder {} must be writable for the journal ({})",
+                dir.display(),
+                probe_dir(&dir)
+                    .err()
+                    .map_or("unknown cause".into(), |io| io.to_string())
+            ),
+            Ok(_) => format!(
+                "SQLite cannot open it, nor create its journal in {}: {}",
+                dir.display(),
+                probe_dir(&dir)
+                    .err()
+                    .map_or("unknown cause".into(), |io| io.to_string())
+            ),
+        }
+    } else {
+        match probe_dir(&dir) {
+            Err(io) => format!("cannot create it in {}: {io}", dir.display()),
+            Ok(()) => format!("SQLite cannot create it ({err})"),
+        }
+    };
+    StoreError::Other {
+        path: path.into(),
+        message,
+    }
+}
+
+/// Whether a file can be created in `dir` (created and removed at once).
+fn probe_dir(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".simsweep-probe-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
 pub(crate) fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-    move |source| {
+    move |source| cannot_open(path, source)
+}
+
+fn sql_err_plain(path: &Path, source: rusqlite::Error) -> StoreError {
+    {
         if is_corrupt(&source) {
             // SQLite's own short text ("file is not a database"); not the error as a source, whose
             // chain would repeat it.
@@ -91,7 +172,7 @@ pub(crate) fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '
         } else {
             StoreError::Sqlite {
                 path: path.into(),
-                source,
+                cause: source,
             }
         }
     }
@@ -122,8 +203,8 @@ impl Store {
             })?;
         }
         let e = sql_err(path);
-        let conn = Connection::open(path).map_err(&e)?;
-        configure(&conn).map_err(&e)?;
+        let conn = Connection::open(path).map_err(|err| cannot_open(path, err))?;
+        configure(&conn).map_err(|err| cannot_open(path, err))?;
         let mut store = Store {
             conn,
             path: path.into(),

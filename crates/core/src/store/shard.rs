@@ -449,7 +449,7 @@ impl Store {
         let e = sql_err(&path);
         let shard_err = |source: rusqlite::Error| StoreError::Sqlite {
             path: shard.to_path_buf(),
-            source,
+            cause: source,
         };
         self.conn
             .execute("ATTACH DATABASE ?1 AS shard", [readonly_uri(shard)])
@@ -466,7 +466,7 @@ impl Store {
         let e = sql_err(&path);
         let se = |source: rusqlite::Error| StoreError::Sqlite {
             path: shard.to_path_buf(),
-            source,
+            cause: source,
         };
         let version: i64 = self
             .conn

@@ -32,15 +32,14 @@ impl Pooling {
         Pooling::AvgFirstLast,
     ];
 
-    /// The name used in sweep files (`model.pooling`).
+    /// The name used in sweep files (`model.pooling`): the core's list of pooler names
+    /// ([`crate::spec::schema::POOLERS`]), in the order of [`Pooling::ALL`].
     pub fn as_str(self) -> &'static str {
-        match self {
-            Pooling::Cls => "cls",
-            Pooling::ClsBeforePooler => "cls_before_pooler",
-            Pooling::Avg => "avg",
-            Pooling::AvgTop2 => "avg_top2",
-            Pooling::AvgFirstLast => "avg_first_last",
-        }
+        let i = Pooling::ALL
+            .iter()
+            .position(|p| *p == self)
+            .expect("every pooler is in ALL");
+        crate::spec::schema::POOLERS[i]
     }
 
     /// Pool without the MLP. `hidden_states` as [`super::bert::BertModel::forward_t`] returns them
@@ -74,7 +73,8 @@ impl FromStr for Pooling {
             .find(|p| p.as_str() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown pooling `{s}` (expected one of: cls, cls_before_pooler, avg, avg_top2, avg_first_last)"
+                    "unknown pooling `{s}` (expected one of: {})",
+                    crate::spec::schema::POOLERS.join(", ")
                 )
             })
     }

@@ -91,8 +91,6 @@ pub fn build(cfg: &RunConfig) -> Result<Box<dyn Loss>> {
     )
 }
 
-const U10: f64 = 10.0 / 180.0 * std::f64::consts::PI;
-
 /// The objective for a `loss.*` section; `temperature` and `hard_negative_weight` are the
 /// `train.*` settings (InfoNCE and ArcCon).
 pub fn build_loss(
@@ -101,6 +99,11 @@ pub fn build_loss(
     hard_negative_weight: f64,
 ) -> Result<Box<dyn Loss>> {
     let on = |b: Option<bool>| b.unwrap_or(false);
+    // Defaults come from the sweep-file schema, where they are documented.
+    let default = |key: &str| {
+        crate::spec::schema::loss_default(&l.kind, key)
+            .ok_or_else(|| anyhow::anyhow!("loss `{}` has no default for {key}", l.kind))
+    };
     Ok(match l.kind.as_str() {
         "infonce" => Box::new(InfoNce {
             temperature,
@@ -109,19 +112,31 @@ pub fn build_loss(
         "arccon" => Box::new(ArcCon {
             temperature,
             hard_negative_weight,
-            angle: l.angle.unwrap_or(U10),
+            angle: match l.angle {
+                Some(a) => a,
+                None => default("loss.angle")?,
+            },
         }),
         "mpt" => Box::new(Margin {
             kind: MarginKind::Mpt,
-            margin: l.margin.unwrap_or(0.23),
+            margin: match l.margin {
+                Some(m) => m,
+                None => default("loss.margin")?,
+            },
         }),
         "met" => Box::new(Margin {
             kind: MarginKind::Met,
-            margin: l.margin.unwrap_or(0.45),
+            margin: match l.margin {
+                Some(m) => m,
+                None => default("loss.margin")?,
+            },
         }),
         "mat" => Box::new(Margin {
             kind: MarginKind::Mat,
-            margin: l.margin.unwrap_or(0.15),
+            margin: match l.margin {
+                Some(m) => m,
+                None => default("loss.margin")?,
+            },
         }),
         k @ ("barlow_twins" | "vicreg" | "mhe" | "mhs") => {
             let kind = match k {
@@ -130,20 +145,30 @@ pub fn build_loss(
                 "mhe" => NcKind::Mhe,
                 _ => NcKind::Mhs,
             };
-            let ratio_default = if matches!(kind, NcKind::Mhe | NcKind::Mhs) {
-                1.75
-            } else {
-                1.5
-            };
             if kind == NcKind::Mhs && on(l.weight) {
                 bail!("loss `mhs` has no weight modifier (its W is already one-hot on the nearest negative)");
             }
             Box::new(NonContrastive {
                 kind,
-                gd: on(l.gd).then(|| l.margin.unwrap_or(0.30)),
-                weight: on(l.weight).then(|| l.temperature.unwrap_or(0.05)),
-                ratio: on(l.ratio).then(|| l.ratio_scale.unwrap_or(ratio_default)),
-                lambda: l.lambda.unwrap_or(1.0),
+                gd: on(l.gd)
+                    .then(|| l.margin.map_or_else(|| default("loss.margin"), Ok))
+                    .transpose()?,
+                weight: on(l.weight)
+                    .then(|| {
+                        l.temperature
+                            .map_or_else(|| default("loss.temperature"), Ok)
+                    })
+                    .transpose()?,
+                ratio: on(l.ratio)
+                    .then(|| {
+                        l.ratio_scale
+                            .map_or_else(|| default("loss.ratio_scale"), Ok)
+                    })
+                    .transpose()?,
+                lambda: match l.lambda {
+                    Some(x) => x,
+                    None => default("loss.lambda")?,
+                },
             })
         }
         other => bail!("unknown loss `{other}`"),

@@ -74,40 +74,7 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
     let cfg = job.config;
     let device = job.device;
     let max_len = cfg.train.max_len as usize;
-    let resume_err = |dir: &Path, reason: anyhow::Error| ResumeError {
-        dir: dir.into(),
-        reason,
-    };
-    let (model, resumed) = match job.resume {
-        Some(dir) => {
-            let (state, m, v) = checkpoint::load_last(dir).map_err(|e| resume_err(dir, e))?;
-            if state.seed != cfg.seed {
-                return Err(resume_err(
-                    dir,
-                    anyhow!("it was saved by a run with seed {}", state.seed),
-                )
-                .into());
-            }
-            let model = LoadedModel::load(
-                dir,
-                crate::model::Init::Pretrained { seed: cfg.seed },
-                &Default::default(),
-                device,
-            )
-            .map_err(|e| resume_err(dir, e.into()))?;
-            // Tokenizer files are copied from the model's source at every save; the source is
-            // the run's own model directory, not a checkpoint that will be cleaned up.
-            let mut model = model;
-            model.source = crate::model::resolve_model_dir(&cfg.model, job.sweep_file)
-                .context("the run's model directory")?;
-            (model, Some((state, m, v)))
-        }
-        None => (
-            LoadedModel::from_run_config(&cfg.model, job.sweep_file, cfg.seed, device)
-                .context("loading the model")?,
-            None,
-        ),
-    };
+    let (model, resumed) = load_model(&job)?;
     model.check_max_len(max_len)?;
     let pooling: Pooling = cfg.model.pooling.parse().map_err(|e: String| anyhow!(e))?;
     let pooler = Pooler {
@@ -115,59 +82,12 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         mlp_only_train: cfg.model.mlp_only_train,
     };
 
-    // Data: read and tokenized once per process for all runs that share files, tokenizer, max_len.
-    let files: Vec<PathBuf> = cfg
-        .data
-        .train
-        .iter()
-        .map(|f| crate::spec::config::resolve_data_path(job.data_dir, f))
-        .collect();
-    let key = batch::CacheKey {
-        tokenizer: tokenizer_identity(&model),
-        files: files.iter().map(|f| f.display().to_string()).collect(),
-        format: cfg.data.format.clone(),
-        max_len: cfg.train.max_len,
-    };
-    let (shared, tokens_cached) = batch::cached(key, || {
-        let corpus = data::read_corpus(&files, &cfg.data.format)?;
-        let tok = batch::tokenize(&corpus, &|t: &str| {
-            let mut v = model.tokenizer.tokenize(&[t], max_len)?;
-            Ok(v.pop().map(|s| s.ids).unwrap_or_default())
-        })?;
-        Ok((corpus, tok))
-    })?;
-    let (corpus, tokens) = (&shared.0, &shared.1);
-    let n_all = tokens.len();
-    let n = if cfg.data.max_examples > 0 {
-        n_all.min(cfg.data.max_examples as usize)
-    } else {
-        n_all
-    };
+    let data = training_data(&job, &model)?;
+    let (corpus, tokens) = (&data.shared.0, &data.shared.1);
+    let tokens_cached = data.tokens_cached;
+    let (n_all, n, steps_per_epoch, total) = (data.n_all, data.n, data.steps_per_epoch, data.total);
     let b = cfg.train.batch_size as usize;
-    let steps_per_epoch = (n / b) as i64;
-    if steps_per_epoch == 0 {
-        bail!("{} training examples are fewer than one batch of {b}", n);
-    }
-    let total = match (cfg.train.steps, cfg.train.epochs) {
-        (Some(s), _) => s,
-        (None, Some(e)) => e * steps_per_epoch,
-        (None, None) => steps_per_epoch,
-    };
-    let order_for_epoch = |epoch: i64| -> Vec<usize> {
-        // The first `max_examples` of the seed's permutation are the run's examples; each epoch
-        // visits them in its own order.
-        let base: Vec<usize> = if cfg.data.shuffle {
-            data::permutation(n_all, cfg.seed as u64)
-        } else {
-            (0..n_all).collect()
-        };
-        let mut chosen: Vec<usize> = base.into_iter().take(n).collect();
-        if cfg.data.shuffle && epoch > 0 {
-            let p = data::permutation(n, (cfg.seed as u64).wrapping_add(epoch as u64));
-            chosen = p.iter().map(|&i| chosen[i]).collect();
-        }
-        chosen
-    };
+    let order_for_epoch = |epoch: i64| epoch_order(cfg, n_all, n, epoch);
 
     // Evaluation data, read once.
     let dev_task = [Task::StsbDev];
@@ -211,6 +131,438 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         scaler.clean = state.clean_steps;
     }
 
+    announce(
+        &job,
+        &model,
+        corpus,
+        &opt,
+        (start, n, total),
+        tokens_cached,
+        autocast,
+    )?;
+
+    let out_dir = job.out_dir;
+    let mut best: Option<(i64, f64)> = resumed.as_ref().and_then(|(s, _, _)| s.best);
+    let mut keeper = checkpoint::Keeper::new(resumed.as_ref().map(|(s, _, _)| s));
+    // Probes: a fixed probe set, built once; step 0, every `probe.every` steps, the last step.
+    let probe_layers =
+        crate::probe::Layers::from_value(&cfg.probe.layers)?.resolve(model.num_layers())?;
+    let probe_set = crate::probe::ProbeSet::from_settings(
+        &model,
+        job.data_dir,
+        &cfg.probe.sentences,
+        cfg.probe.size as usize,
+        cfg.probe.max_len as usize,
+    )
+    .context("building the probe set")?;
+    let io = RunIo {
+        job: &job,
+        pooler: &pooler,
+        sts: &sts,
+        eval_len,
+        eval_bs,
+        autocast,
+        probe_set: &probe_set,
+        probe_layers: &probe_layers,
+        total,
+    };
+    match (&resumed, job.resume) {
+        (Some((state, _, _)), Some(dir)) => {
+            // Directories written after the checkpoint (a later best, a newer `last-*` whose row
+            // never reached the database) belong to the lost attempt.
+            keeper.collect(out_dir);
+            if let Some((b, v)) = state.best {
+                let bd = checkpoint::best_dir(out_dir, b);
+                if !bd.join("config.json").is_file() {
+                    return Err(resume_err(
+                        dir,
+                        anyhow!("its best model {} is missing", bd.display()),
+                    )
+                    .into());
+                }
+                io.best_event(b, bd, v)?;
+            }
+            send(
+                &job.events,
+                Event::Note {
+                    kind: "resumed".into(),
+                    message: format!("resumed from step {} ({})", state.step, dir.display()),
+                },
+            )?;
+        }
+        _ => {
+            if cfg.eval.every > 0 {
+                io.evaluate_dev(&model, 0, &mut best, &mut keeper)?;
+            }
+        }
+    }
+
+    if resumed.is_none() {
+        io.probe(&model, 0)?;
+    }
+
+    // Stacked each step in this order: the loss, the gradient norm, then the batch metrics.
+    let step_metrics: Vec<&str> = crate::metrics::step_metrics()
+        .filter(|m| !HOST_METRICS.contains(m))
+        .take(if cfg.train.step_metrics {
+            usize::MAX
+        } else {
+            2
+        })
+        .collect();
+    let mut pending: Vec<Tensor> = Vec::new();
+    let mut pending_from = start;
+    let mut window_tokens = 0usize;
+    let mut window_start = Instant::now();
+    let mut epoch = -1i64;
+    let mut order: Vec<usize> = Vec::new();
+    let per = tokens.per_example;
+    let pad = model.config.pad_id();
+    let mut outcome = None;
+    // Phase timing (SIMSWEEP_PROFILE=1); the first flush window is warm-up.
+    let flush = flush_every();
+    let mut prof = profile::Profile::from_env(device, start - 1 + flush);
+    let stepper = Stepper {
+        cfg,
+        model: &model,
+        pooler: &pooler,
+        loss_fn: loss_fn.as_ref(),
+        faults: &faults,
+        autocast,
+        device,
+        step_metrics: &step_metrics,
+        batch: b,
+    };
+    for step in start..=total {
+        faults.on_step(step);
+        prof.start(step);
+        // Dropout draws restart from the run's seed and the step, so a resumed run continues
+        // exactly as one never stopped (with one run per process; see docs).
+        tch::manual_seed(checkpoint::step_seed(cfg.seed, step));
+        let e = (step - 1) / steps_per_epoch;
+        if e != epoch {
+            epoch = e;
+            order = order_for_epoch(e);
+        }
+        let k = ((step - 1) % steps_per_epoch) as usize;
+        let idx = &order[k * b..(k + 1) * b];
+        let views = if per == 1 { 2 } else { 3 };
+        let seqs = step_sequences(tokens, idx);
+        window_tokens += seqs.iter().map(|s| s.len()).sum::<usize>();
+        let (ids, mask) = batch::collate(&seqs, pad, device);
+        prof.mark(step, "batch");
+        let lr = optim::lr_at(
+            step - 1,
+            total,
+            cfg.train.warmup_steps,
+            cfg.train.lr,
+            &cfg.train.lr_schedule,
+        );
+        let row = stepper.step(
+            step,
+            (&ids, &mask, views),
+            lr,
+            &mut opt,
+            &mut scaler,
+            &mut prof,
+        );
+        pending.push(row);
+        prof.mark(step, "metrics");
+
+        let checkpoint_now = cfg.train.checkpoint_every > 0
+            && step % cfg.train.checkpoint_every == 0
+            && step < total;
+        let cancelled = job.cancel.load(Ordering::Relaxed);
+        let eval_now = cfg.eval.every > 0 && step % cfg.eval.every == 0 || step == total;
+        let probe_now = cfg.probe.every > 0 && step % cfg.probe.every == 0 || step == total;
+        if step % flush == 0 || eval_now || probe_now || cancelled || checkpoint_now {
+            // One host copy for the window's metrics; this is also where a divergence is seen.
+            let host = Vec::<f64>::try_from(
+                Tensor::stack(&pending, 0)
+                    .to_kind(Kind::Double)
+                    .to_device(Device::Cpu)
+                    .flatten(0, -1),
+            )?;
+            let secs = window_start.elapsed().as_secs_f64().max(1e-9);
+            let window = Window {
+                cfg,
+                names: &step_metrics,
+                from: pending_from,
+                total,
+                tokens_per_s: window_tokens as f64 / secs,
+                check_grad_norm: !scaler.enabled,
+            };
+            let (rows, diverged) = window.rows(&host);
+            outcome = outcome.or(diverged);
+            send(&job.events, Event::Metrics(rows))?;
+            pending.clear();
+            pending_from = step + 1;
+            window_tokens = 0;
+            window_start = Instant::now();
+            prof.mark(step, "flush");
+            if let Some(o) = outcome.take() {
+                return Ok(o);
+            }
+            if eval_now {
+                io.evaluate_dev(&model, step, &mut best, &mut keeper)?;
+                window_start = Instant::now();
+                prof.mark(step, "eval");
+            }
+            if probe_now {
+                io.probe(&model, step)?;
+                window_start = Instant::now();
+                prof.mark(step, "probe");
+            }
+            // After this step's metrics, evaluation and probe were sent: a run resumed from
+            // here replaces exactly the steps after it.
+            if checkpoint_now || (cancelled && step < total) {
+                io.save_last(&model, &opt, &scaler, best, &mut keeper, step)?;
+                window_start = Instant::now();
+                prof.mark(step, "checkpoint");
+            }
+            if cancelled && step < total {
+                return Ok(Outcome::Cancelled { step });
+            }
+        }
+    }
+
+    if prof.on() {
+        send(
+            &job.events,
+            Event::Note {
+                kind: "profile".into(),
+                message: prof.summary(),
+            },
+        )?;
+    }
+    // The best model becomes `best/`; the resumable checkpoints go.
+    let best_path = keeper.finish(out_dir)?;
+    if let (Some(path), Some((b, v))) = (&best_path, best) {
+        io.best_event(b, path.clone(), v)?;
+    }
+    // Final evaluation of the best checkpoint on the configured tasks.
+    if !final_tasks.is_empty() {
+        let best_dir = best_path.ok_or_else(|| anyhow!("no checkpoint was evaluated"))?;
+        let best_step = best.map_or(total, |(s, _)| s);
+        let fin = FinalEval {
+            pooler: &pooler,
+            sts: &sts,
+            tasks: &final_tasks,
+            max_len: eval_len,
+            batch_size: eval_bs,
+            autocast,
+        };
+        send(
+            &job.events,
+            Event::Metrics(fin.run(&job, &best_dir, best_step, total)?),
+        )?;
+    }
+    Ok(Outcome::Done { steps: total })
+}
+
+/// Where a run's evaluations, probes and checkpoints go: computed, saved and reported as events.
+struct RunIo<'a> {
+    job: &'a Job<'a>,
+    pooler: &'a Pooler,
+    sts: &'a StsData,
+    eval_len: usize,
+    eval_bs: usize,
+    autocast: Option<Kind>,
+    probe_set: &'a crate::probe::ProbeSet,
+    probe_layers: &'a [usize],
+    total: i64,
+}
+
+impl RunIo<'_> {
+    fn best_event(&self, step: i64, path: PathBuf, v: f64) -> Result<()> {
+        send(
+            &self.job.events,
+            Event::Checkpoint {
+                kind: "best".into(),
+                step,
+                path,
+                metric: Some("stsb_dev".into()),
+                value: Some(v),
+            },
+        )
+    }
+
+    /// STS-B dev at `step`; a new best is saved as `best-<step>/`.
+    fn evaluate_dev(
+        &self,
+        model: &LoadedModel,
+        step: i64,
+        best: &mut Option<(i64, f64)>,
+        keeper: &mut checkpoint::Keeper,
+    ) -> Result<()> {
+        let out_dir = self.job.out_dir;
+        let scores = embed_scores(
+            model,
+            self.pooler,
+            self.sts,
+            &[Task::StsbDev],
+            self.eval_len,
+            self.eval_bs,
+            self.autocast,
+        )?;
+        let v = scores.get(Task::StsbDev).unwrap_or(f64::NAN);
+        send(
+            &self.job.events,
+            Event::Metrics(vec![(step, "stsb_dev".into(), v)]),
+        )?;
+        if best.is_none_or(|(_, b)| v > b) {
+            let dir = checkpoint::best_dir(out_dir, step);
+            model
+                .save_pretrained(&dir)
+                .context("saving the best checkpoint")?;
+            *best = Some((step, v));
+            keeper.saved_best(step);
+            keeper.collect(out_dir);
+            self.best_event(step, dir, v)?;
+        }
+        Ok(())
+    }
+
+    /// The probes at `step`, with the time they took.
+    fn probe(&self, model: &LoadedModel, step: i64) -> Result<()> {
+        let t0 = Instant::now();
+        let rows = crate::probe::probe(model, self.pooler, self.probe_set, self.probe_layers)
+            .context("probing")?;
+        let secs = t0.elapsed().as_secs_f64();
+        let mut out: Vec<(i64, i64, String, f64)> = rows
+            .into_iter()
+            .map(|(layer, name, v)| (step, layer, name, v))
+            .collect();
+        out.push((step, -1, "probe_seconds".into(), secs));
+        send(&self.job.events, Event::LayerMetrics(out))
+    }
+
+    /// A resumable checkpoint `last-<step>/`: model, AdamW moments, trainer state.
+    fn save_last(
+        &self,
+        model: &LoadedModel,
+        opt: &optim::FlatAdamW,
+        scaler: &LossScaler,
+        best: Option<(i64, f64)>,
+        keeper: &mut checkpoint::Keeper,
+        step: i64,
+    ) -> Result<()> {
+        let out_dir = self.job.out_dir;
+        let dir = checkpoint::last_dir(out_dir, step);
+        let (m, v, adam_step) = opt.state();
+        let state = checkpoint::TrainerState {
+            format: 1,
+            step,
+            total_steps: self.total,
+            seed: self.job.config.seed,
+            best,
+            loss_scale: scaler.scale,
+            clean_steps: scaler.clean,
+            adam_step,
+        };
+        checkpoint::save_last(model, &dir, &state, m, v)?;
+        keeper.saved_last(step);
+        keeper.collect(out_dir);
+        send(
+            &self.job.events,
+            Event::Checkpoint {
+                kind: "last".into(),
+                step,
+                path: dir,
+                metric: None,
+                value: None,
+            },
+        )
+    }
+}
+
+/// What one optimisation step needs besides its batch.
+struct Stepper<'a> {
+    cfg: &'a RunConfig,
+    model: &'a LoadedModel,
+    pooler: &'a Pooler,
+    loss_fn: &'a dyn loss::Loss,
+    faults: &'a fault::Faults,
+    autocast: Option<Kind>,
+    device: Device,
+    /// The stacked names of a step's row: the loss, the gradient norm, the batch metrics.
+    step_metrics: &'a [&'a str],
+    batch: usize,
+}
+
+impl Stepper<'_> {
+    /// Forward (under autocast where configured), loss, backward, optimizer update; returns the
+    /// step's metrics stacked on the device, in the order of `step_metrics`.
+    fn step(
+        &self,
+        step: i64,
+        (ids, mask, views): (&Tensor, &Tensor, usize),
+        lr: f64,
+        opt: &mut optim::FlatAdamW,
+        scaler: &mut LossScaler,
+        prof: &mut profile::Profile,
+    ) -> Tensor {
+        // The encoder runs under autocast (on CUDA, as configured); the loss always in fp32, as the
+        // views are cast up before their similarities are taken.
+        let encode = || self.model.sentence_embeddings(ids, mask, self.pooler, true);
+        let z = match self.autocast {
+            Some(kind) => crate::runtime::autocast(kind, encode),
+            None => encode(),
+        }
+        .to_kind(Kind::Float);
+        prof.mark(step, "forward");
+        let h = z.size()[1];
+        let z = z.view([self.batch as i64, views as i64, h]);
+        let (z1, z2) = (z.select(1, 0), z.select(1, 1));
+        let z3 = (views == 3).then(|| z.select(1, 2));
+        let out = self.loss_fn.forward_with(
+            &loss::Views {
+                z1: &z1,
+                z2: &z2,
+                z3: z3.as_ref(),
+            },
+            self.cfg.train.step_metrics,
+        );
+        let out = self.faults.on_loss(step, out);
+        prof.mark(step, "loss");
+        scaler.backward(&out.loss);
+        self.faults.on_backward(step, &self.model.vs);
+        prof.mark(step, "backward");
+        let gnorm = if scaler.unscale_and_check(opt) {
+            opt.step(lr, self.cfg.train.max_grad_norm)
+        } else {
+            Tensor::full([], f64::INFINITY, (Kind::Float, self.device))
+        };
+        opt.zero_grad();
+        prof.mark(step, "optimizer");
+        let mut row: Vec<Tensor> = vec![
+            out.loss.detach().to_kind(Kind::Float),
+            gnorm.to_kind(Kind::Float),
+        ];
+        for name in &self.step_metrics[2..] {
+            let t = out
+                .metrics
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t.to_kind(Kind::Float))
+                .unwrap_or_else(|| Tensor::full([], f64::NAN, (Kind::Float, self.device)));
+            row.push(t);
+        }
+        Tensor::stack(&row, 0)
+    }
+}
+
+/// The run's first events: `Started` (what was set up) and notes on the precision and the data.
+fn announce(
+    job: &Job<'_>,
+    model: &LoadedModel,
+    corpus: &data::Corpus,
+    opt: &optim::FlatAdamW,
+    (start, n, total): (i64, usize, i64),
+    tokens_cached: bool,
+    autocast: Option<Kind>,
+) -> Result<()> {
+    let (cfg, device) = (job.config, job.device);
     send(
         &job.events,
         Event::Started {
@@ -252,354 +604,100 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         )?;
     }
 
-    let out_dir = job.out_dir;
-    let mut best: Option<(i64, f64)> = resumed.as_ref().and_then(|(s, _, _)| s.best);
-    let mut keeper = checkpoint::Keeper::new(resumed.as_ref().map(|(s, _, _)| s));
-    let best_event = |step: i64, path: PathBuf, v: f64| {
-        send(
-            &job.events,
-            Event::Checkpoint {
-                kind: "best".into(),
-                step,
-                path,
-                metric: Some("stsb_dev".into()),
-                value: Some(v),
-            },
-        )
-    };
-    let evaluate_dev = |model: &LoadedModel,
-                        step: i64,
-                        best: &mut Option<(i64, f64)>,
-                        keeper: &mut checkpoint::Keeper|
-     -> Result<()> {
-        let scores = embed_scores(model, &pooler, &sts, &dev_task, eval_len, eval_bs, autocast)?;
-        let v = scores.get(Task::StsbDev).unwrap_or(f64::NAN);
-        send(
-            &job.events,
-            Event::Metrics(vec![(step, "stsb_dev".into(), v)]),
-        )?;
-        if best.is_none_or(|(_, b)| v > b) {
-            let dir = checkpoint::best_dir(out_dir, step);
-            model
-                .save_pretrained(&dir)
-                .context("saving the best checkpoint")?;
-            *best = Some((step, v));
-            keeper.saved_best(step);
-            keeper.collect(out_dir);
-            best_event(step, dir, v)?;
-        }
-        Ok(())
-    };
-    match (&resumed, job.resume) {
-        (Some((state, _, _)), Some(dir)) => {
-            // Directories written after the checkpoint (a later best, a newer `last-*` whose row
-            // never reached the database) belong to the lost attempt.
-            keeper.collect(out_dir);
-            if let Some((b, v)) = state.best {
-                let bd = checkpoint::best_dir(out_dir, b);
-                if !bd.join("config.json").is_file() {
-                    return Err(resume_err(
-                        dir,
-                        anyhow!("its best model {} is missing", bd.display()),
-                    )
-                    .into());
-                }
-                best_event(b, bd, v)?;
-            }
-            send(
-                &job.events,
-                Event::Note {
-                    kind: "resumed".into(),
-                    message: format!("resumed from step {} ({})", state.step, dir.display()),
-                },
-            )?;
-        }
-        _ => {
-            if cfg.eval.every > 0 {
-                evaluate_dev(&model, 0, &mut best, &mut keeper)?;
-            }
-        }
-    }
+    Ok(())
+}
 
-    // Probes: a fixed probe set, built once; step 0, every `probe.every` steps, the last step.
-    let probe_layers =
-        crate::probe::Layers::from_value(&cfg.probe.layers)?.resolve(model.num_layers())?;
-    let probe_set = crate::probe::ProbeSet::from_settings(
-        &model,
-        job.data_dir,
-        &cfg.probe.sentences,
-        cfg.probe.size as usize,
-        cfg.probe.max_len as usize,
-    )
-    .context("building the probe set")?;
-    let run_probe = |model: &LoadedModel, step: i64| -> Result<()> {
-        let t0 = Instant::now();
-        let rows =
-            crate::probe::probe(model, &pooler, &probe_set, &probe_layers).context("probing")?;
-        let secs = t0.elapsed().as_secs_f64();
-        let mut out: Vec<(i64, i64, String, f64)> = rows
-            .into_iter()
-            .map(|(layer, name, v)| (step, layer, name, v))
-            .collect();
-        out.push((step, -1, "probe_seconds".into(), secs));
-        send(&job.events, Event::LayerMetrics(out))
-    };
-    if resumed.is_none() {
-        run_probe(&model, 0)?;
-    }
-    let save_last = |model: &LoadedModel,
-                     opt: &optim::FlatAdamW,
-                     scaler: &LossScaler,
-                     best: Option<(i64, f64)>,
-                     keeper: &mut checkpoint::Keeper,
-                     step: i64|
-     -> Result<()> {
-        let dir = checkpoint::last_dir(out_dir, step);
-        let (m, v, adam_step) = opt.state();
-        let state = checkpoint::TrainerState {
-            format: 1,
-            step,
-            total_steps: total,
-            seed: cfg.seed,
-            best,
-            loss_scale: scaler.scale,
-            clean_steps: scaler.clean,
-            adam_step,
-        };
-        checkpoint::save_last(model, &dir, &state, m, v)?;
-        keeper.saved_last(step);
-        keeper.collect(out_dir);
-        send(
-            &job.events,
-            Event::Checkpoint {
-                kind: "last".into(),
-                step,
-                path: dir,
-                metric: None,
-                value: None,
-            },
-        )
-    };
+/// One window of step metrics copied to the host: the rows to record and, where a loss (or,
+/// without a loss scaler, a gradient norm) is not finite, the divergence.
+struct Window<'a> {
+    cfg: &'a RunConfig,
+    /// The stacked names, in the order of each step's row.
+    names: &'a [&'a str],
+    /// The window's first step.
+    from: i64,
+    total: i64,
+    tokens_per_s: f64,
+    check_grad_norm: bool,
+}
 
-    // Stacked each step in this order: the loss, the gradient norm, then the batch metrics.
-    let step_metrics: Vec<&str> = crate::metrics::step_metrics()
-        .filter(|m| !HOST_METRICS.contains(m))
-        .take(if cfg.train.step_metrics {
-            usize::MAX
-        } else {
-            2
-        })
-        .collect();
-    let mut pending: Vec<Tensor> = Vec::new();
-    let mut pending_from = start;
-    let mut window_tokens = 0usize;
-    let mut window_start = Instant::now();
-    let mut epoch = -1i64;
-    let mut order: Vec<usize> = Vec::new();
-    let per = tokens.per_example;
-    let pad = model.config.pad_id();
-    let mut outcome = None;
-    // Phase timing (SIMSWEEP_PROFILE=1); the first flush window is warm-up.
-    let flush = flush_every();
-    let mut prof = profile::Profile::from_env(device, start - 1 + flush);
-    for step in start..=total {
-        faults.on_step(step);
-        prof.start(step);
-        // Dropout draws restart from the run's seed and the step, so a resumed run continues
-        // exactly as one never stopped (with one run per process; see docs).
-        tch::manual_seed(checkpoint::step_seed(cfg.seed, step));
-        let e = (step - 1) / steps_per_epoch;
-        if e != epoch {
-            epoch = e;
-            order = order_for_epoch(e);
-        }
-        let k = ((step - 1) % steps_per_epoch) as usize;
-        let idx = &order[k * b..(k + 1) * b];
-        // Unsupervised: each sentence twice (two dropout masks in one forward); supervised: the
-        // triplet. Rows are example-major, as SimCSE's (batch, num_sent, len) view.
-        let views = if per == 1 { 2 } else { 3 };
-        let mut seqs: Vec<&[i64]> = Vec::with_capacity(b * views);
-        for &i in idx {
-            let ex = tokens.example(i);
-            if per == 1 {
-                seqs.push(&ex[0]);
-                seqs.push(&ex[0]);
-            } else {
-                seqs.extend(ex.iter().map(|s| s.as_slice()));
+impl Window<'_> {
+    /// The rows of `host` (one row of `names` per step), every `train.log_every` steps, the last
+    /// step, and up to a divergence (its step included, nothing after it).
+    fn rows(&self, host: &[f64]) -> (Vec<(i64, String, f64)>, Option<Outcome>) {
+        let (cfg, total) = (self.cfg, self.total);
+        let mut outcome = None;
+        let mut rows = Vec::new();
+        for (j, vals) in host.chunks(self.names.len()).enumerate() {
+            let s = self.from + j as i64;
+            let bad = !vals[0].is_finite() || (self.check_grad_norm && !vals[1].is_finite());
+            if bad {
+                outcome = Some(Outcome::Diverged {
+                    step: s,
+                    detail: format!("loss = {}, grad_norm = {} at step {s}", vals[0], vals[1]),
+                });
+            }
+            if s % cfg.train.log_every == 0 || s == total || outcome.is_some() {
+                for (name, v) in self.names.iter().zip(vals) {
+                    rows.push((s, name.to_string(), *v));
+                }
+                rows.push((
+                    s,
+                    "lr".into(),
+                    optim::lr_at(
+                        s - 1,
+                        total,
+                        cfg.train.warmup_steps,
+                        cfg.train.lr,
+                        &cfg.train.lr_schedule,
+                    ),
+                ));
+                rows.push((s, "tokens_per_s".into(), self.tokens_per_s));
+            }
+            if outcome.is_some() {
+                break;
             }
         }
-        window_tokens += seqs.iter().map(|s| s.len()).sum::<usize>();
-        let (ids, mask) = batch::collate(&seqs, pad, device);
-        prof.mark(step, "batch");
-        let lr = optim::lr_at(
-            step - 1,
-            total,
-            cfg.train.warmup_steps,
-            cfg.train.lr,
-            &cfg.train.lr_schedule,
-        );
-        // The encoder runs under autocast (on CUDA, as configured); the loss always in fp32, as the
-        // views are cast up before their similarities are taken.
-        let encode = || model.sentence_embeddings(&ids, &mask, &pooler, true);
-        let z = match autocast {
-            Some(kind) => crate::runtime::autocast(kind, encode),
-            None => encode(),
-        }
-        .to_kind(Kind::Float);
-        prof.mark(step, "forward");
-        let h = z.size()[1];
-        let z = z.view([b as i64, views as i64, h]);
-        let (z1, z2) = (z.select(1, 0), z.select(1, 1));
-        let z3 = (views == 3).then(|| z.select(1, 2));
-        let out = loss_fn.forward_with(
-            &loss::Views {
-                z1: &z1,
-                z2: &z2,
-                z3: z3.as_ref(),
-            },
-            cfg.train.step_metrics,
-        );
-        let out = faults.on_loss(step, out);
-        prof.mark(step, "loss");
-        scaler.backward(&out.loss);
-        faults.on_backward(step, &model.vs);
-        prof.mark(step, "backward");
-        let gnorm = if scaler.unscale_and_check(&mut opt) {
-            opt.step(lr, cfg.train.max_grad_norm)
-        } else {
-            Tensor::full([], f64::INFINITY, (Kind::Float, device))
-        };
-        opt.zero_grad();
-        prof.mark(step, "optimizer");
-        let mut row: Vec<Tensor> = vec![
-            out.loss.detach().to_kind(Kind::Float),
-            gnorm.to_kind(Kind::Float),
-        ];
-        for name in &step_metrics[2..] {
-            let t = out
-                .metrics
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, t)| t.to_kind(Kind::Float))
-                .unwrap_or_else(|| Tensor::full([], f64::NAN, (Kind::Float, device)));
-            row.push(t);
-        }
-        pending.push(Tensor::stack(&row, 0));
-        prof.mark(step, "metrics");
+        (rows, outcome)
+    }
+}
 
-        let checkpoint_now = cfg.train.checkpoint_every > 0
-            && step % cfg.train.checkpoint_every == 0
-            && step < total;
-        let cancelled = job.cancel.load(Ordering::Relaxed);
-        let eval_now = cfg.eval.every > 0 && step % cfg.eval.every == 0 || step == total;
-        let probe_now = cfg.probe.every > 0 && step % cfg.probe.every == 0 || step == total;
-        if step % flush == 0 || eval_now || probe_now || cancelled || checkpoint_now {
-            // One host copy for the window's metrics; this is also where a divergence is seen.
-            let host = Vec::<f64>::try_from(
-                Tensor::stack(&pending, 0)
-                    .to_kind(Kind::Double)
-                    .to_device(Device::Cpu)
-                    .flatten(0, -1),
-            )?;
-            let secs = window_start.elapsed().as_secs_f64().max(1e-9);
-            let tps = window_tokens as f64 / secs;
-            let width = step_metrics.len();
-            let mut rows = Vec::new();
-            for (j, vals) in host.chunks(width).enumerate() {
-                let s = pending_from + j as i64;
-                let bad = !vals[0].is_finite() || (!scaler.enabled && !vals[1].is_finite());
-                if bad && outcome.is_none() {
-                    outcome = Some(Outcome::Diverged {
-                        step: s,
-                        detail: format!("loss = {}, grad_norm = {} at step {s}", vals[0], vals[1]),
-                    });
-                }
-                if s % cfg.train.log_every == 0 || s == total || outcome.is_some() {
-                    for (name, v) in step_metrics.iter().zip(vals) {
-                        rows.push((s, name.to_string(), *v));
-                    }
-                    rows.push((
-                        s,
-                        "lr".into(),
-                        optim::lr_at(
-                            s - 1,
-                            total,
-                            cfg.train.warmup_steps,
-                            cfg.train.lr,
-                            &cfg.train.lr_schedule,
-                        ),
-                    ));
-                    rows.push((s, "tokens_per_s".into(), tps));
-                }
-                if outcome.is_some() {
-                    break;
-                }
-            }
-            send(&job.events, Event::Metrics(rows))?;
-            pending.clear();
-            pending_from = step + 1;
-            window_tokens = 0;
-            window_start = Instant::now();
-            prof.mark(step, "flush");
-            if let Some(o) = outcome.take() {
-                return Ok(o);
-            }
-            if eval_now {
-                evaluate_dev(&model, step, &mut best, &mut keeper)?;
-                window_start = Instant::now();
-                prof.mark(step, "eval");
-            }
-            if probe_now {
-                run_probe(&model, step)?;
-                window_start = Instant::now();
-                prof.mark(step, "probe");
-            }
-            // After this step's metrics, evaluation and probe were sent: a run resumed from
-            // here replaces exactly the steps after it.
-            if checkpoint_now || (cancelled && step < total) {
-                save_last(&model, &opt, &scaler, best, &mut keeper, step)?;
-                window_start = Instant::now();
-                prof.mark(step, "checkpoint");
-            }
-            if cancelled && step < total {
-                return Ok(Outcome::Cancelled { step });
-            }
-        }
-    }
+/// The final evaluation: the best checkpoint on the configured tasks.
+struct FinalEval<'a> {
+    pooler: &'a Pooler,
+    sts: &'a StsData,
+    tasks: &'a [Task],
+    max_len: usize,
+    batch_size: usize,
+    autocast: Option<Kind>,
+}
 
-    if prof.on() {
-        send(
-            &job.events,
-            Event::Note {
-                kind: "profile".into(),
-                message: prof.summary(),
-            },
-        )?;
-    }
-    // The best model becomes `best/`; the resumable checkpoints go.
-    let best_path = keeper.finish(out_dir)?;
-    if let (Some(path), Some((b, v))) = (&best_path, best) {
-        best_event(b, path.clone(), v)?;
-    }
-    // Final evaluation of the best checkpoint on the configured tasks.
-    if !final_tasks.is_empty() {
-        let (best_step, _) = best.ok_or_else(|| anyhow!("no checkpoint was evaluated"))?;
-        let best_dir = best_path.expect("a best model");
+impl FinalEval<'_> {
+    /// Reload the best checkpoint and score it: the rows at the last step, with `avg` and
+    /// `best_step`.
+    fn run(
+        &self,
+        job: &Job<'_>,
+        best_dir: &Path,
+        best_step: i64,
+        total: i64,
+    ) -> Result<Vec<(i64, String, f64)>> {
         let best_model = LoadedModel::load(
-            &best_dir,
-            crate::model::Init::Pretrained { seed: cfg.seed },
+            best_dir,
+            crate::model::Init::Pretrained {
+                seed: job.config.seed,
+            },
             &Default::default(),
-            device,
+            job.device,
         )
         .context("reloading the best checkpoint")?;
         let scores = embed_scores(
             &best_model,
-            &pooler,
-            &sts,
-            &final_tasks,
-            eval_len,
-            eval_bs,
-            autocast,
+            self.pooler,
+            self.sts,
+            self.tasks,
+            self.max_len,
+            self.batch_size,
+            self.autocast,
         )?;
         let mut rows: Vec<(i64, String, f64)> = scores
             .entries()
@@ -610,9 +708,152 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
             rows.push((total, "avg".into(), avg));
         }
         rows.push((total, "best_step".into(), best_step as f64));
-        send(&job.events, Event::Metrics(rows))?;
+        Ok(rows)
     }
-    Ok(Outcome::Done { steps: total })
+}
+
+/// The token sequences of one batch: unsupervised, each sentence twice (two dropout masks in one
+/// forward); supervised, the triplet. Rows are example-major, as SimCSE's (batch, num_sent, len).
+fn step_sequences<'t>(tokens: &'t batch::Tokenized, idx: &[usize]) -> Vec<&'t [i64]> {
+    let per = tokens.per_example;
+    let mut seqs: Vec<&[i64]> = Vec::with_capacity(idx.len() * if per == 1 { 2 } else { 3 });
+    for &i in idx {
+        let ex = tokens.example(i);
+        if per == 1 {
+            seqs.push(&ex[0]);
+            seqs.push(&ex[0]);
+        } else {
+            seqs.extend(ex.iter().map(|s| s.as_slice()));
+        }
+    }
+    seqs
+}
+
+/// A checkpoint's trainer state and AdamW moments, when a run resumes.
+type Resumed = (checkpoint::TrainerState, Tensor, Tensor);
+
+fn resume_err(dir: &Path, reason: anyhow::Error) -> ResumeError {
+    ResumeError {
+        dir: dir.into(),
+        reason,
+    }
+}
+
+/// The run's model: its `model.*` settings, or the `last` checkpoint it resumes from (with the
+/// trainer state and optimizer moments saved there).
+fn load_model(job: &Job<'_>) -> Result<(LoadedModel, Option<Resumed>)> {
+    let (cfg, device) = (job.config, job.device);
+    Ok(match job.resume {
+        Some(dir) => {
+            let (state, m, v) = checkpoint::load_last(dir).map_err(|e| resume_err(dir, e))?;
+            if state.seed != cfg.seed {
+                return Err(resume_err(
+                    dir,
+                    anyhow!("it was saved by a run with seed {}", state.seed),
+                )
+                .into());
+            }
+            let model = LoadedModel::load(
+                dir,
+                crate::model::Init::Pretrained { seed: cfg.seed },
+                &Default::default(),
+                device,
+            )
+            .map_err(|e| resume_err(dir, e.into()))?;
+            // Tokenizer files are copied from the model's source at every save; the source is
+            // the run's own model directory, not a checkpoint that will be cleaned up.
+            let mut model = model;
+            model.source = crate::model::resolve_model_dir(&cfg.model, job.sweep_file)
+                .context("the run's model directory")?;
+            (model, Some((state, m, v)))
+        }
+        None => (
+            LoadedModel::from_run_config(&cfg.model, job.sweep_file, cfg.seed, device)
+                .context("loading the model")?,
+            None,
+        ),
+    })
+}
+
+/// The run's training examples, tokenized (shared by the runs of a process with the same files,
+/// tokenizer and max_len), and its length in steps.
+struct TrainData {
+    shared: std::sync::Arc<(data::Corpus, batch::Tokenized)>,
+    tokens_cached: bool,
+    /// Examples in the files; the first `n` of the seed's permutation are the run's.
+    n_all: usize,
+    n: usize,
+    steps_per_epoch: i64,
+    total: i64,
+}
+
+fn training_data(job: &Job<'_>, model: &LoadedModel) -> Result<TrainData> {
+    let cfg = job.config;
+    let max_len = cfg.train.max_len as usize;
+    // Data: read and tokenized once per process for all runs that share files, tokenizer, max_len.
+    let files: Vec<PathBuf> = cfg
+        .data
+        .train
+        .iter()
+        .map(|f| crate::spec::config::resolve_data_path(job.data_dir, f))
+        .collect();
+    let key = batch::CacheKey {
+        tokenizer: tokenizer_identity(model),
+        files: files.iter().map(|f| f.display().to_string()).collect(),
+        format: cfg.data.format.clone(),
+        max_len: cfg.train.max_len,
+    };
+    let (shared, tokens_cached) = batch::cached(key, || {
+        let corpus = data::read_corpus(&files, &cfg.data.format)?;
+        let tokenizer = &model.tokenizer;
+        let tok = batch::tokenize(&corpus, &|t: &str| {
+            let mut v = tokenizer.tokenize(&[t], max_len)?;
+            Ok(v.pop().map(|s| s.ids).unwrap_or_default())
+        })?;
+        Ok((corpus, tok))
+    })?;
+    let n_all = shared.1.len();
+    let n = if cfg.data.max_examples > 0 {
+        n_all.min(cfg.data.max_examples as usize)
+    } else {
+        n_all
+    };
+    let b = cfg.train.batch_size as usize;
+    let steps_per_epoch = (n / b) as i64;
+    if steps_per_epoch == 0 {
+        bail!("{} training examples are fewer than one batch of {b}", n);
+    }
+    let total = match (cfg.train.steps, cfg.train.epochs) {
+        (Some(s), _) => s,
+        (None, Some(e)) => e * steps_per_epoch,
+        (None, None) => steps_per_epoch,
+    };
+    Ok(TrainData {
+        shared,
+        tokens_cached,
+        n_all,
+        n,
+        steps_per_epoch,
+        total,
+    })
+}
+
+/// The examples of `epoch` in the order they are visited: the first `n` of the seed's permutation
+/// of all `n_all` examples, each epoch after the first in its own order.
+fn epoch_order(cfg: &RunConfig, n_all: usize, n: usize, epoch: i64) -> Vec<usize> {
+    // The first `max_examples` of the seed's permutation are the run's examples; each epoch
+    // visits them in its own order.
+    let base: Vec<usize> = if cfg.data.shuffle {
+        data::permutation(n_all, cfg.seed as u64)
+    } else {
+        (0..n_all).collect()
+    };
+    let mut chosen: Vec<usize> = base.into_iter().take(n).collect();
+    if cfg.data.shuffle && epoch > 0 {
+        let p = data::permutation(n, (cfg.seed as u64).wrapping_add(epoch as u64));
+        chosen = p.iter().map(|&i| chosen[i]).collect();
+    }
+    chosen
 }
 
 /// Evaluate `tasks` with the model's sentence embeddings (eval mode, no truncation below the model's
