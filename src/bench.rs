@@ -653,9 +653,10 @@ pub fn plot(out: Option<&Path>) -> Result<()> {
 
 /// Sweep throughput: a sweep of `runs` small runs (a 2-layer, 128-wide BERT from random init,
 /// `steps` steps of batch 64, InfoNCE, 8 temperatures × seeds) trained one at a time, then with
-/// `jobs` runs at once on the same device, each into a fresh database; prints both wall times, the
-/// ratio, and whether tokens were reused across runs. On a GPU, packing small runs fills a device
-/// one run leaves idle; on a CPU the runs share the same cores.
+/// `jobs` runs at once on the same device, each into a fresh database; prints both wall times and
+/// the ratio. Every run is its own engine process (which loads libtorch and tokenizes its corpus),
+/// in both passes alike. On a GPU, packing small runs fills a device one run leaves idle; on a CPU
+/// the runs share the same cores.
 pub fn sweep(
     runs: usize,
     jobs: usize,
@@ -677,12 +678,13 @@ pub fn sweep(
     let sweep = crate::spec::parse(&file, &text).map_err(|e| anyhow::anyhow!("{e}"))?;
     crate::spec::check_paths(&sweep, data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
-        "sweep throughput: {runs} runs × {steps} steps (2×128 BERT, batch 64, max_len 32) on {}, {} threads",
+        "sweep throughput: {runs} runs × {steps} steps (2×128 BERT, batch 64, max_len 32) on {}, one engine process per run, {} threads each one at a time, {} packed",
         crate::exec::local::device_name(device),
-        crate::exec::local::worker_threads(1)
+        crate::exec::local::worker_threads(1),
+        crate::exec::local::worker_threads(jobs.max(1))
     );
-    // Warm-up: one run of one step reads and tokenizes the corpus into the process's cache, which
-    // every run of both passes then reuses (as the runs of a real sweep do).
+    // Warm-up: one run of one step brings libtorch's libraries and the corpus into the page cache,
+    // so neither pass pays the first read from disk.
     {
         let warm_text = text
             .replace("bench-sweep", "bench-sweep-warmup")
@@ -704,7 +706,7 @@ pub fn sweep(
             &std::sync::atomic::AtomicBool::new(false),
         )?;
         println!(
-            "  warm-up run (reads and tokenizes the corpus once per process): {:.1} s",
+            "  warm-up run (one engine process, one step): {:.1} s",
             t.elapsed().as_secs_f64()
         );
     }
@@ -728,18 +730,13 @@ pub fn sweep(
             );
         }
         let conn = rusqlite::Connection::open(&db)?;
-        let reused: i64 = conn.query_row(
-            "SELECT count(*) FROM events WHERE kind = 'setup' AND message LIKE '%reused%'",
-            [],
-            |r| r.get(0),
-        )?;
         let mean_run: f64 = conn.query_row(
             "SELECT avg((julianday(finished_at) - julianday(started_at)) * 86400.0) FROM runs",
             [],
             |r| r.get(0),
         )?;
         println!(
-            "  --jobs-per-device {j}: {wall:7.1} s for the sweep ({:.2} runs/min; a run takes {mean_run:.1} s; tokens reused by {reused} of {runs} runs)",
+            "  --jobs-per-device {j}: {wall:7.1} s for the sweep ({:.2} runs/min; a run takes {mean_run:.1} s)",
             60.0 * runs as f64 / wall
         );
         walls.push(wall);

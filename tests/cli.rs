@@ -1,5 +1,7 @@
 //! End-to-end tests of the `simsweep` binary (planning, errors, the database left as it was).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -21,13 +23,7 @@ fn data_dir() -> Option<PathBuf> {
     if d.join("wiki1m_for_simcse.head.txt").is_file() {
         Some(d)
     } else {
-        assert!(
-            !(std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-                || std::env::var("SIMSWEEP_REQUIRE_DATA").is_ok_and(|v| v == "1")),
-            "shared data not found at {}: this test must run under CI / SIMSWEEP_REQUIRE_DATA=1, not skip",
-            d.display()
-        );
-        eprintln!("skipped: shared data not found at {}", d.display());
+        common::missing(&format!("shared data not found at {}", d.display()));
         None
     }
 }

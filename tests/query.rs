@@ -522,7 +522,8 @@ fn export_writes_wide_csv_and_jsonl_per_run() {
     );
     assert_eq!(
         runs[2]["metrics"]["stsb_dev"],
-        json!({"steps": [0, 50, 100], "values": [10.0, 74.0, 73.0]})
+        json!({"family": "evaluation", "better": "higher", "unit": "Spearman × 100",
+               "steps": [0, 50, 100], "values": [10.0, 74.0, 73.0]})
     );
     assert_eq!(runs[10]["metrics"], json!({}));
     let err = bad(

@@ -47,10 +47,6 @@ const PLOT_KINDS: &[(&str, crate::plot::Kind)] = &[
     ("layers", crate::plot::Kind::Layers),
     ("gradients", crate::plot::Kind::Gradients),
 ];
-const PLOT_MODES: &[(&str, crate::plot::Mode)] = &[
-    ("best", crate::plot::Mode::Best),
-    ("final", crate::plot::Mode::Final),
-];
 
 /// The arguments of a command the engine runs, passed on unchanged.
 #[derive(Debug, Clone, clap::Args)]
@@ -307,7 +303,7 @@ pub enum Command {
         x_key: Option<String>,
         /// final: each run's best value over its steps (max, or min for lower-is-better metrics:
         /// the metric registry, docs/schema.md) or its value at the last step.
-        #[arg(long, value_parser = choice(PLOT_MODES), default_value = "best")]
+        #[arg(long, value_parser = choice(MODES), default_value = "best")]
         mode: crate::plot::Mode,
         /// spectrum, layers: the steps to show, comma-separated (default: spectrum the first and
         /// last probed step, layers the last).

@@ -2,6 +2,10 @@
 #![allow(dead_code)]
 
 use rusqlite::Connection;
+
+mod required;
+#[allow(unused_imports)]
+pub use required::{missing, required};
 use std::path::{Path, PathBuf};
 
 pub fn repo() -> PathBuf {
@@ -41,22 +45,6 @@ pub fn micro_model(dir: &Path) -> PathBuf {
         .replace("\"intermediate_size\": 512", "\"intermediate_size\": 64");
     std::fs::write(m.join("config.json"), cfg).unwrap();
     m
-}
-
-/// Whether this run of the suite must not skip for missing inputs: CI (`CI=true`) or
-/// `SIMSWEEP_REQUIRE_DATA=1`. There a missing input fails the test instead of skipping it.
-pub fn required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-        || std::env::var("SIMSWEEP_REQUIRE_DATA").is_ok_and(|v| v == "1")
-}
-
-/// A missing input: a skip with a message, or a failure where [`required`].
-pub fn missing(what: &str) {
-    assert!(
-        !required(),
-        "{what}: this test must run under CI / SIMSWEEP_REQUIRE_DATA=1, not skip"
-    );
-    eprintln!("skipped: {what}");
 }
 
 /// The single integer a query returns.

@@ -129,6 +129,7 @@ pub const METRICS: &[Metric] = &[
     m("stsb_test", Evaluation, Higher, "Spearman × 100", "STS-B test set"),
     m("sickr_test", Evaluation, Higher, "Spearman × 100", "SICK-Relatedness test set"),
     m("avg", Evaluation, Higher, "Spearman × 100", "mean of the seven STS test scores (SimCSE's Avg.)"),
+    m("best_step", Evaluation, Neither, "step", "the step of the best checkpoint by stsb_dev, recorded with the final scores"),
 ];
 
 /// The registry entry of a recorded name (`sv_07` finds `sv_NN`).

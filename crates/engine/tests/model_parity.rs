@@ -330,8 +330,8 @@ fn saved_checkpoints_load_in_transformers() {
     let py = match std::env::var_os("SIMSWEEP_PYREF") {
         Some(p) if !p.is_empty() => p,
         _ => {
-            eprintln!(
-                "SKIP: SIMSWEEP_PYREF is not set; transformers did not check the saved checkpoints"
+            common::missing(
+                "SIMSWEEP_PYREF is not set (scripts/pyref.sh); transformers did not check the saved checkpoints",
             );
             return;
         }

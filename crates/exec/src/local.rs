@@ -600,6 +600,7 @@ fn execute(
             }
         });
         let mut rec = Recorder::new(sh, slot, run_pk, label, eval_every);
+        rec.device = device;
         let mut end: Option<Result<Outcome, (String, bool)>> = None;
         let mut forwarded = false;
         let mut beat = Instant::now();
@@ -683,6 +684,8 @@ struct Recorder<'s, 'a> {
     probe_secs: f64,
     step_now: i64,
     beat: Instant,
+    /// The device the front gave the run (the worker sees its GPU as cuda:0).
+    device: Device,
 }
 
 impl<'s, 'a> Recorder<'s, 'a> {
@@ -702,6 +705,7 @@ impl<'s, 'a> Recorder<'s, 'a> {
             probe_secs: 0.0,
             step_now: 0,
             beat: Instant::now(),
+            device: Device::Cpu,
         }
     }
 
@@ -730,7 +734,7 @@ impl<'s, 'a> Recorder<'s, 'a> {
         let (sh, label) = (self.sh, self.label);
         match ev {
             Event::Started {
-                device,
+                device: _,
                 parameters,
                 examples,
                 skipped_lines,
@@ -752,6 +756,7 @@ impl<'s, 'a> Recorder<'s, 'a> {
                     (false, true) => ", weights reused",
                     (false, false) => "",
                 };
+                let device = self.device;
                 sh.progress.line(&format!(
                     "{label} {device}: {parameters} parameters, {examples} examples ({skipped_lines} lines skipped{reused}), {t} steps"
                 ));
@@ -880,7 +885,7 @@ impl<'s, 'a> Recorder<'s, 'a> {
             self.probe_secs,
             100.0 * self.probe_secs / wall.max(1e-9)
         );
-        for k in ["stsb_dev", "avg", "stsb_test", "sickr_test"] {
+        for k in simsweep_core::query::HEADLINES.iter().map(|h| h.metric) {
             if let Some((_, v)) = self.last.get(k) {
                 summary.push_str(&format!(", {k} {v:.2}"));
             }

@@ -49,15 +49,9 @@ impl Kind {
     }
 }
 
-/// Which value of a run `--kind final` (and the report) takes; see [`data::run_score`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// The best value over all recorded steps (the maximum; the minimum for lower-is-better
-    /// metrics: [`data::lower_is_better`]).
-    Best,
-    /// The value at the last recorded step.
-    Final,
-}
+/// Which value of a run `--kind final` (and the report) takes ([`data::run_score`]): the query
+/// layer's [`Mode`](simsweep_core::query::Mode), one definition for `best`, `plot` and the report.
+pub use simsweep_core::query::Mode;
 
 /// Output format, from the file extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

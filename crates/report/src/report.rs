@@ -33,43 +33,44 @@ pub fn esc(s: &str) -> String {
 struct Headline {
     metric: &'static str,
     mode: Mode,
-    header: &'static str,
+    header: String,
 }
 
-const HEADLINES: [Headline; 6] = [
-    Headline {
-        metric: "stsb_dev",
-        mode: Mode::Best,
-        header: "best stsb_dev",
-    },
-    Headline {
-        metric: "stsb_dev",
-        mode: Mode::Final,
-        header: "final stsb_dev",
-    },
-    Headline {
-        metric: "avg",
-        mode: Mode::Final,
-        header: "avg (7 STS)",
-    },
-    Headline {
-        metric: "stsb_test",
-        mode: Mode::Final,
-        header: "stsb_test",
-    },
-    Headline {
-        metric: "sickr_test",
-        mode: Mode::Final,
-        header: "sickr_test",
-    },
-    Headline {
+/// The run table's score columns: the query layer's headlines (`runs`: best STS-B dev, final avg,
+/// STS-B test, SICK-R test; [`simsweep_core::query::HEADLINES`]), with the final STS-B dev after the
+/// best and the final loss last.
+fn headlines() -> Vec<Headline> {
+    let mut v: Vec<Headline> = simsweep_core::query::HEADLINES
+        .iter()
+        .map(|h| Headline {
+            metric: h.metric,
+            mode: h.mode,
+            header: match (h.metric, h.mode) {
+                ("avg", _) => "avg (7 STS)".into(),
+                (m, Mode::Best) => format!("best {m}"),
+                (m, Mode::Final) => m.to_string(),
+            },
+        })
+        .collect();
+    v.insert(
+        1,
+        Headline {
+            metric: "stsb_dev",
+            mode: Mode::Final,
+            header: "final stsb_dev".into(),
+        },
+    );
+    v.push(Headline {
         metric: "loss",
         mode: Mode::Final,
-        header: "final loss",
-    },
-];
+        header: "final loss".into(),
+    });
+    v
+}
 
-/// The columns of the summary tables (indices into [`HEADLINES`]): best and final STS-B dev, avg.
+static HEADLINES: std::sync::LazyLock<Vec<Headline>> = std::sync::LazyLock::new(headlines);
+
+/// The columns of the summary tables (indices into [`headlines`]): best and final STS-B dev, avg.
 const SUMMARY: [usize; 3] = [0, 1, 2];
 
 /// Moving-average window of the report's noisy per-step curves (loss, gradient components).
@@ -196,7 +197,7 @@ ul.lead { font-size: 14px; }
 pub fn html(conn: &Connection, sweep: &SweepData, db: &std::path::Path) -> Result<String> {
     // Headline scores per run.
     let mut ids: Vec<Option<i64>> = Vec::new();
-    for h in &HEADLINES {
+    for h in HEADLINES.iter() {
         ids.push(data::metric_id(conn, h.metric)?);
     }
     let mut scores: Vec<Vec<Option<data::Score>>> = Vec::new();
@@ -308,7 +309,7 @@ pub fn html(conn: &Connection, sweep: &SweepData, db: &std::path::Path) -> Resul
             let ties = means.iter().filter(|o| o.1 == m).count() - 1;
             lines.push(format!(
                 "<li>highest {}: <b>{}</b> ({}){}</li>",
-                esc(HEADLINES[j].header),
+                esc(&HEADLINES[j].header),
                 esc(&describe(k)),
                 esc(&fmt_ms(&vals(&configs[k], j))),
                 match ties {
@@ -330,7 +331,7 @@ pub fn html(conn: &Connection, sweep: &SweepData, db: &std::path::Path) -> Resul
     });
     let heads: String = SUMMARY
         .iter()
-        .map(|&j| format!("<th>{}</th>", esc(HEADLINES[j].header)))
+        .map(|&j| format!("<th>{}</th>", esc(&HEADLINES[j].header)))
         .collect();
     let cells = |runs: &[usize]| -> String {
         SUMMARY
@@ -436,7 +437,7 @@ pub fn html(conn: &Connection, sweep: &SweepData, db: &std::path::Path) -> Resul
     }
     let _ = write!(o, "<th>seed</th><th>status</th><th>step</th>");
     for &j in &shown {
-        let _ = write!(o, "<th>{}</th>", esc(HEADLINES[j].header));
+        let _ = write!(o, "<th>{}</th>", esc(&HEADLINES[j].header));
     }
     let _ = writeln!(o, "</tr>");
     for (i, r) in sweep.runs.iter().enumerate() {

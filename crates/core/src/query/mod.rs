@@ -1050,7 +1050,8 @@ pub fn for_each_row(
 pub enum ExportFormat {
     /// Wide CSV: one row per (run, step), settings and metrics as columns.
     Csv,
-    /// JSON Lines: one object per run, each metric as {"steps": [...], "values": [...]}.
+    /// JSON Lines: one object per run, each metric as {"family", "better", "unit", "steps": [...],
+    /// "values": [...]}.
     Jsonl,
 }
 
@@ -1082,7 +1083,8 @@ pub struct ExportStats {
 /// step (or a NULL one). Runs without values write no line.
 ///
 /// JSONL: one line per run, `{"sweep", "run_id", "status", "step", "params": {key: value},
-/// "layer", "metrics": {name: {"steps": [...], "values": [...]}}}`, a metric the run did not record
+/// "layer", "metrics": {name: {"family", "better", "unit", "steps": [...], "values": [...]}}}`, a
+/// metric the run did not record
 /// absent, NULL values `null`.
 pub fn export(
     conn: &Connection,
@@ -1189,9 +1191,14 @@ pub fn export(
                     if s.is_empty() {
                         continue;
                     }
+                    // What the metric is, from the registry (crate::metrics), beside its series.
+                    let known = crate::metrics::lookup(&m.name);
                     ms.insert(
                         m.name.clone(),
                         json!({
+                            "family": known.map(|k| k.family.name()),
+                            "better": crate::metrics::direction(&m.name).name(),
+                            "unit": known.map(|k| k.unit),
                             "steps": s.iter().map(|p| p.0).collect::<Vec<_>>(),
                             "values": s.iter().map(|p| output::opt_num(p.1)).collect::<Vec<_>>(),
                         }),

@@ -1,6 +1,5 @@
 //! Reading checkpoints into a [`LoadedModel`], seeded initialisation, and atomic saving.
 
-use super::bert::BertModel;
 use super::config::{architecture_overrides, BertConfig};
 use super::error::{ModelError, Result, ShapeMismatch};
 use super::pooling::MlpLayer;
@@ -298,7 +297,7 @@ pub(super) fn load(
 
     let vs = nn::VarStore::new(device);
     let root = vs.root();
-    let encoder = BertModel::new(&root, &config);
+    let encoder = super::build_encoder(&root, &config);
     let mlp = MlpLayer::new(&(&root / "mlp"), config.hidden_size);
     let seed = init.seed();
     let mut report = LoadReport::default();

@@ -28,6 +28,41 @@ pub use error::{ModelError, Result, ShapeMismatch};
 pub use pooling::{MlpLayer, Pooler, Pooling};
 pub use tokenizer::{PaddedBatch, SpecialTokens, TokenizedSentence, Tokenizer};
 
+/// A transformer encoder: token ids to every hidden state. Each architecture is one module
+/// implementing this (BERT and RoBERTa: [`bert`]) and one arm of [`build_encoder`]; loading,
+/// saving, pooling, the trainer, the probes and the evaluation see only this interface and the
+/// variables it registers under Hugging Face's key names.
+pub trait Encoder: std::fmt::Debug + Send {
+    /// Transformer layers `L`: [`Encoder::forward_t`] returns `L + 1` hidden states.
+    fn num_layers(&self) -> usize;
+
+    /// Every hidden state `[B, T, H]` (index 0 the embedding output, `L` the last layer) of
+    /// `input_ids` `[B, T]` with `attention_mask` `[B, T]` (1 = token); `train` switches dropout.
+    /// Padded positions may hold anything the poolers mask out (BERT's are zeros).
+    fn forward_t(&self, input_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Vec<Tensor>;
+}
+
+impl Encoder for BertModel {
+    fn num_layers(&self) -> usize {
+        BertModel::num_layers(self)
+    }
+
+    fn forward_t(&self, input_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Vec<Tensor> {
+        BertModel::forward_t(self, input_ids, attention_mask, train)
+    }
+}
+
+/// The encoder `config.json` describes, its variables created under `root` with the
+/// architecture's Hugging Face key names. The registry of architectures: a new one is a module
+/// implementing [`Encoder`] and an arm here (with its `model_type` in [`ModelType`]).
+pub fn build_encoder(root: &nn::Path, config: &BertConfig) -> Box<dyn Encoder> {
+    match config.model_type {
+        ModelType::Bert | ModelType::Roberta | ModelType::XlmRoberta => {
+            Box::new(BertModel::new(root, config))
+        }
+    }
+}
+
 /// A batch ready for the encoder: `[B, T]` int64 tensors on the CPU.
 #[derive(Debug)]
 pub struct EncodedBatch {
@@ -153,8 +188,8 @@ pub struct LoadedModel {
     pub config: BertConfig,
     /// The checkpoint's tokenizer.
     pub tokenizer: Tokenizer,
-    /// The encoder.
-    pub encoder: BertModel,
+    /// The encoder (see [`Encoder`]).
+    pub encoder: Box<dyn Encoder>,
     /// SimCSE's MLP (dense + tanh) used by the `cls` pooler.
     pub mlp: MlpLayer,
     /// The directory the model was loaded from (its tokenizer files are copied on save).
