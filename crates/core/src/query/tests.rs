@@ -622,7 +622,8 @@ fn export_writes_wide_csv_and_one_json_line_per_run() {
     );
     assert_eq!(
         lines[1]["metrics"]["stsb_dev"],
-        json!({"steps": [0, 50, 100], "values": [10.0, 72.0, 71.0]})
+        json!({"family": "evaluation", "better": "higher", "unit": "Spearman × 100",
+               "steps": [0, 50, 100], "values": [10.0, 72.0, 71.0]})
     );
     assert_eq!(lines[1]["layer"], -1);
     assert_eq!(lines[10]["status"], "pending");
