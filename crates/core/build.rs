@@ -11,10 +11,13 @@ fn main() {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
-        println!("cargo:rerun-if-changed={dir}/HEAD");
-        println!("cargo:rerun-if-changed={dir}/packed-refs");
+        // Only files that exist: cargo reruns a build script on every build for a missing one.
+        let mut watch = vec![format!("{dir}/HEAD"), format!("{dir}/packed-refs")];
         if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={dir}/{r}");
+            watch.push(format!("{dir}/{r}"));
+        }
+        for f in watch.iter().filter(|f| std::path::Path::new(f).is_file()) {
+            println!("cargo:rerun-if-changed={f}");
         }
     }
     let sha = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_default();

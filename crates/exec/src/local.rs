@@ -206,17 +206,7 @@ impl crate::Executor for Local {
     }
 }
 
-/// How progress is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ProgressMode {
-    /// Bars when stdout is a terminal, lines otherwise.
-    #[default]
-    Auto,
-    /// Plain lines (logs, CI, Slurm output files).
-    Lines,
-    /// Nothing but errors.
-    Quiet,
-}
+pub use crate::progress::ProgressMode;
 
 /// What `run_sweep` executes, where.
 #[derive(Debug, Clone)]

@@ -7,6 +7,18 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Instant;
 
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProgressMode {
+    /// Bars when stdout is a terminal, lines otherwise.
+    #[default]
+    Auto,
+    /// Plain lines (logs, CI, Slurm output files).
+    Lines,
+    /// Nothing but errors.
+    Quiet,
+}
+
 /// Per-run progress is counted in thousandths of a run on the sweep bar, so its ETA moves with
 /// the steps of the active runs, not only when a run ends.
 const UNITS: u64 = 1000;
@@ -36,8 +48,8 @@ struct SweepState {
 
 impl Progress {
     /// `runs` to execute in this invocation; `slots` runs at a time.
-    pub fn new(mode: crate::local::ProgressMode, sweep: &str, runs: usize, slots: usize) -> Self {
-        use crate::local::ProgressMode as P;
+    pub fn new(mode: ProgressMode, sweep: &str, runs: usize, slots: usize) -> Self {
+        use ProgressMode as P;
         let mode = match mode {
             P::Auto if std::io::stdout().is_terminal() => Mode::Bars,
             P::Auto | P::Lines => Mode::Lines,
