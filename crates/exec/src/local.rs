@@ -505,6 +505,15 @@ fn signal_name(sig: i32) -> String {
     }
 }
 
+/// The `CUDA_VISIBLE_DEVICES` of the worker on `cuda:i`: it sees only that GPU, as cuda:0. Where
+/// the front's own `CUDA_VISIBLE_DEVICES` already narrows the machine (a Slurm allocation), `i`
+/// indexes that list.
+fn visible_device(i: usize, front: Option<&str>) -> String {
+    front
+        .and_then(|v| v.split(',').map(str::trim).nth(i).map(str::to_string))
+        .unwrap_or_else(|| i.to_string())
+}
+
 /// Start the engine worker for one job.
 fn spawn_worker(sh: &Shared<'_>, job: &RunJob, device: Device) -> Result<std::process::Child> {
     use std::os::unix::process::CommandExt;
@@ -515,14 +524,11 @@ fn spawn_worker(sh: &Shared<'_>, job: &RunJob, device: Device) -> Result<std::pr
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if let Device::Cuda(i) = device {
-        // The worker sees only its own GPU, as cuda:0. Where CUDA_VISIBLE_DEVICES already
-        // narrows the machine (a Slurm allocation), index into that list.
         let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
-        let id = visible
-            .as_deref()
-            .and_then(|v| v.split(',').nth(i).map(str::to_string))
-            .unwrap_or_else(|| i.to_string());
-        c.env("CUDA_VISIBLE_DEVICES", id);
+        c.env(
+            "CUDA_VISIBLE_DEVICES",
+            visible_device(i, visible.as_deref()),
+        );
     }
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
@@ -902,5 +908,35 @@ pub fn results_dir(db: &Path) -> &Path {
     match db.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_sees_its_own_gpu_through_the_fronts_list() {
+        assert_eq!(visible_device(1, None), "1");
+        assert_eq!(visible_device(1, Some("4,6")), "6");
+        assert_eq!(visible_device(0, Some("GPU-1a2b, GPU-3c4d")), "GPU-1a2b");
+        assert_eq!(visible_device(3, Some("4,6")), "3");
+    }
+
+    #[test]
+    fn signals_are_named() {
+        assert_eq!(signal_name(libc::SIGSEGV), "SIGSEGV (segmentation fault)");
+        assert!(signal_name(libc::SIGKILL).contains("out-of-memory killer"));
+        assert_eq!(signal_name(64), "signal 64");
+    }
+
+    #[test]
+    fn each_worker_gets_its_share_of_the_threads() {
+        // SIMSWEEP_THREADS is the budget of the whole invocation.
+        std::env::set_var("SIMSWEEP_THREADS", "8");
+        assert_eq!(worker_threads(1), 8);
+        assert_eq!(worker_threads(3), 2);
+        assert_eq!(worker_threads(16), 1);
+        std::env::remove_var("SIMSWEEP_THREADS");
     }
 }
