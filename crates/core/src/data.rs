@@ -38,13 +38,35 @@ impl Corpus {
     }
 }
 
+/// The format a training file is read as: `data.format`, or for `auto`, by its name.
+pub fn data_format_of(format: &str, file: &str) -> &'static str {
+    match format {
+        "lines" => "lines",
+        "nli_csv" => "nli_csv",
+        "snli" => "snli",
+        _ => {
+            let name = std::path::Path::new(file)
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            if name.ends_with(".csv") {
+                "nli_csv"
+            } else if name.starts_with("s1.") {
+                "snli"
+            } else {
+                "lines"
+            }
+        }
+    }
+}
+
 /// Read the training files of a run. `format` is `data.format` (`auto` picks per file name).
 /// Bad lines (empty, non-UTF-8, malformed rows) are skipped and counted; a missing, empty or binary
 /// file is an error naming it.
 pub fn read_corpus(files: &[PathBuf], format: &str) -> Result<Corpus> {
     let mut corpus = Corpus::default();
     for (i, f) in files.iter().enumerate() {
-        let kind = crate::spec::config::data_format_of(format, &f.to_string_lossy());
+        let kind = data_format_of(format, &f.to_string_lossy());
         let supervised = kind != "lines";
         if i == 0 {
             corpus.supervised = supervised;

@@ -1,7 +1,6 @@
 //! `config.json` of a BERT-family checkpoint, as Hugging Face transformers writes it.
 
 use super::error::{ModelError, Result};
-use crate::spec::config::ModelOverrides;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -63,6 +62,29 @@ pub enum HiddenAct {
     #[serde(rename = "silu", alias = "swish")]
     Silu,
 }
+
+/// `model.config.*`: overrides of the checkpoint's config.json.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelOverrides {
+    pub hidden_size: Option<i64>,
+    pub num_hidden_layers: Option<i64>,
+    pub num_attention_heads: Option<i64>,
+    pub intermediate_size: Option<i64>,
+    pub max_position_embeddings: Option<i64>,
+    pub hidden_dropout_prob: Option<f64>,
+    pub attention_probs_dropout_prob: Option<f64>,
+}
+
+/// The `model.config.*` overrides that change a model's architecture, which only random
+/// initialisation allows (in the order of [`architecture_overrides`]).
+pub const ARCHITECTURE_KEYS: [&str; 5] = [
+    "model.config.hidden_size",
+    "model.config.num_hidden_layers",
+    "model.config.num_attention_heads",
+    "model.config.intermediate_size",
+    "model.config.max_position_embeddings",
+];
 
 /// A BERT-family `config.json`. Fields this crate does not use are kept in [`BertConfig::extra`]
 /// so that saving writes them back unchanged.
@@ -336,7 +358,7 @@ pub fn architecture_overrides(config: &BertConfig, o: &ModelOverrides) -> Vec<St
         (o.intermediate_size, config.intermediate_size),
         (o.max_position_embeddings, config.max_position_embeddings),
     ];
-    crate::spec::schema::ARCHITECTURE_KEYS
+    ARCHITECTURE_KEYS
         .iter()
         .zip(pairs)
         .filter_map(|(key, (want, have))| {

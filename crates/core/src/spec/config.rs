@@ -29,18 +29,7 @@ pub struct ModelConfig {
     pub config: ModelOverrides,
 }
 
-/// `model.config.*`: overrides of the checkpoint's config.json.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ModelOverrides {
-    pub hidden_size: Option<i64>,
-    pub num_hidden_layers: Option<i64>,
-    pub num_attention_heads: Option<i64>,
-    pub intermediate_size: Option<i64>,
-    pub max_position_embeddings: Option<i64>,
-    pub hidden_dropout_prob: Option<f64>,
-    pub attention_probs_dropout_prob: Option<f64>,
-}
+pub use crate::hf::config::ModelOverrides;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -129,27 +118,7 @@ pub fn unflatten(flat: &BTreeMap<String, Value>) -> Value {
     Value::Object(root)
 }
 
-/// The format a training file is read as: `data.format`, or for `auto`, by its name.
-pub fn data_format_of(format: &str, file: &str) -> &'static str {
-    match format {
-        "lines" => "lines",
-        "nli_csv" => "nli_csv",
-        "snli" => "snli",
-        _ => {
-            let name = Path::new(file)
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            if name.ends_with(".csv") {
-                "nli_csv"
-            } else if name.starts_with("s1.") {
-                "snli"
-            } else {
-                "lines"
-            }
-        }
-    }
-}
+pub use crate::data::data_format_of;
 
 /// A data path: absolute as is, else under the data directory.
 pub fn resolve_data_path(data_dir: &Path, p: &str) -> PathBuf {

@@ -65,15 +65,9 @@ pub const POOLERS: &[&str] = &[
     "avg_top2",
     "avg_first_last",
 ];
-/// The `model.config.*` overrides that change a model's architecture, which only random
-/// initialisation allows.
-pub const ARCHITECTURE_KEYS: [&str; 5] = [
-    "model.config.hidden_size",
-    "model.config.num_hidden_layers",
-    "model.config.num_attention_heads",
-    "model.config.intermediate_size",
-    "model.config.max_position_embeddings",
-];
+/// The `model.config.*` overrides that change a model's architecture (defined with the config.json
+/// they override).
+pub use crate::hf::config::ARCHITECTURE_KEYS;
 pub const LOSSES: &[&str] = &[
     "infonce",
     "arccon",
