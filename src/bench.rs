@@ -471,7 +471,7 @@ pub fn query(runs: usize, metrics: usize, steps: usize, out: Option<&Path>) -> R
             Box::new(|| {
                 let out = std::process::Command::new(&exe).arg("--version").output()?;
                 anyhow::ensure!(out.status.success(), "simsweep --version failed");
-                Ok("libtorch loading".into())
+                Ok("the front alone; it loads no libtorch".into())
             }),
         ),
     ];
@@ -521,7 +521,7 @@ pub const PLOT_TARGET_S: f64 = 1.0;
 /// [`crate::plot::synthetic::Synthetic::bench`]): prints the time to read the sweep, build a
 /// learning-curve figure (200 series of 2,000 points), render it to PNG and to SVG, and compute
 /// every run's best `stsb_dev` and `loss`; then the wall time of the whole `simsweep plot`
-/// command, next to the process start-up alone (`simsweep --version`: loading libtorch).
+/// command, next to the process start-up alone (`simsweep --version`; the front loads no libtorch).
 /// `out`: keep the database there (reused when it already holds the sweep).
 pub fn plot(out: Option<&Path>) -> Result<()> {
     use crate::plot::{self, charts, data, synthetic, Kind, Mode, Request};
@@ -647,7 +647,7 @@ pub fn plot(out: Option<&Path>) -> Result<()> {
     if !st.success() || !st2.success() {
         anyhow::bail!("the simsweep commands failed");
     }
-    println!("  `simsweep plot … -o curves.png`, wall  {t_cmd:.3} s, of which process start-up (`simsweep --version`: libtorch's libraries load and initialise) {t_start:.3} s");
+    println!("  `simsweep plot … -o curves.png`, wall  {t_cmd:.3} s, of which process start-up (`simsweep --version`, the front alone) {t_start:.3} s");
     Ok(())
 }
 
