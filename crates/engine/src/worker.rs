@@ -5,8 +5,10 @@
 //! Standard error carries anything else (the front keeps its last lines for a crash report).
 //!
 //! SIGINT or SIGTERM asks the trainer to finish its step and save a `last` checkpoint (the run
-//! ends `Cancelled`); a second one exits at once. The front sets the process to be killed when
-//! the front dies, so no worker outlives it.
+//! ends `Cancelled`); more of them change nothing. One interrupt often arrives twice — Slurm's
+//! `scancel` signals every process of the task while the front forwards its own SIGTERM — so
+//! "stop at once" is the front's SIGKILL (a second Ctrl-C), never a second signal here. The front
+//! sets the process to be killed when the front dies, so no worker outlives it.
 
 use crate::events::{RunJob, WorkerMessage};
 use crate::spec::config::RunConfig;
@@ -19,11 +21,7 @@ use std::sync::mpsc;
 static CANCEL: AtomicBool = AtomicBool::new(false);
 
 fn install_interrupt_handler() {
-    let installed = ctrlc::set_handler(|| {
-        if CANCEL.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-    });
+    let installed = ctrlc::set_handler(|| CANCEL.store(true, Ordering::SeqCst));
     if let Err(e) = installed {
         eprintln!("warning: cannot install the interrupt handler: {e}");
     }
@@ -87,12 +85,10 @@ fn run(job: &RunJob, out: &mut impl Write) -> Result<train::Outcome> {
             send(out, &WorkerMessage::Event(ev))?;
         }
         trainer.join().map_err(|p| {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "(no message)".into());
-            anyhow::anyhow!("the trainer stopped with an error: {msg}")
+            anyhow::anyhow!(
+                "the trainer stopped with an error: {}",
+                simsweep_core::error::panic_message(p.as_ref())
+            )
         })?
     })
 }
