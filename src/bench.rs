@@ -185,11 +185,7 @@ pub fn probe_cost(
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    println!(
-        "probe cost benchmark: {} on {}",
-        file.display(),
-        crate::exec::local::device_name(device)
-    );
+    println!("probe cost benchmark: {} on {}", file.display(), device);
     let (mut wall, mut probe) = (0.0, 0.0);
     for (id, w, p, n, steps) in &rows {
         println!(
@@ -679,7 +675,7 @@ pub fn sweep(
     crate::spec::check_paths(&sweep, data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
         "sweep throughput: {runs} runs × {steps} steps (2×128 BERT, batch 64, max_len 32) on {}, one engine process per run, {} threads each one at a time, {} packed",
-        crate::exec::local::device_name(device),
+        device,
         crate::exec::local::worker_threads(1),
         crate::exec::local::worker_threads(jobs.max(1))
     );

@@ -487,9 +487,9 @@ fn run_with(
     })
 }
 
-/// Hand a computing command to the engine binary.
-fn engine(cli: &Cli, command: &str, a: &EngineArgs) -> Result<i32> {
-    let mut args: Vec<std::ffi::OsString> = vec![command.into()];
+/// Hand a computing command (its words, e.g. `["bench", "train"]`) to the engine binary.
+fn engine(cli: &Cli, command: &[&str], a: &EngineArgs) -> Result<i32> {
+    let mut args: Vec<std::ffi::OsString> = command.iter().map(|w| w.into()).collect();
     args.extend(a.args.iter().cloned());
     crate::exec::engine::hand_over(&args, &cli.data_dir, &cli.db)
 }
@@ -583,14 +583,10 @@ pub fn main_with(cli: Cli) -> Result<i32> {
             ref job,
         } => crate::slurm::worker(tasks, index, job.clone()),
         Command::Merge { ref sweep } => crate::slurm::merge_command(&cli.db, sweep.as_deref()),
-        Command::Eval(ref a) => engine(&cli, "eval", a),
-        Command::Probe(ref a) => engine(&cli, "probe", a),
-        Command::Info(ref a) => engine(&cli, "info", a),
-        Command::Bench(BenchCommand::Train(ref a)) => {
-            let mut args: Vec<std::ffi::OsString> = vec!["bench".into(), "train".into()];
-            args.extend(a.args.iter().cloned());
-            crate::exec::engine::hand_over(&args, &cli.data_dir, &cli.db)
-        }
+        Command::Eval(ref a) => engine(&cli, &["eval"], a),
+        Command::Probe(ref a) => engine(&cli, &["probe"], a),
+        Command::Info(ref a) => engine(&cli, &["info"], a),
+        Command::Bench(BenchCommand::Train(ref a)) => engine(&cli, &["bench", "train"], a),
         Command::Status { ref sweep } => read::status(&cli, sweep.as_deref()),
         Command::Runs {
             ref sweep,

@@ -22,3 +22,12 @@ impl BadInput {
         BadInput(msg.into()).into()
     }
 }
+
+/// The text of a panic's payload (tch reports libtorch errors, CUDA out-of-memory included, as
+/// panics).
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "(no message)".into())
+}

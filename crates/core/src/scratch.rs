@@ -1,6 +1,6 @@
 //! A scratch directory for benchmarks, removed when dropped.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// `<temp>/simsweep-bench-<pid>`, created now and removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -10,10 +10,6 @@ impl TempDir {
         let p = std::env::temp_dir().join(format!("simsweep-bench-{}", std::process::id()));
         std::fs::create_dir_all(&p)?;
         Ok(TempDir(p))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
     }
 }
 

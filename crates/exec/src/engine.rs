@@ -51,12 +51,13 @@ pub fn hand_over(
     db: &std::path::Path,
 ) -> Result<i32> {
     use std::os::unix::process::CommandExt;
-    let mut c = command()?;
-    c.args(args)
+    let engine = locate()?;
+    let err = Command::new(&engine)
+        .args(args)
         .env("SIMSWEEP_DATA_DIR", data_dir)
-        .env("SIMSWEEP_DB", db);
-    let err = c.exec();
-    Err(anyhow::Error::new(err).context(format!("starting {}", locate()?.display())))
+        .env("SIMSWEEP_DB", db)
+        .exec();
+    Err(anyhow::Error::new(err).context(format!("starting {}", engine.display())))
 }
 
 /// What the engine sees of the machine (`simsweep-engine info --json`).

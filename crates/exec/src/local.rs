@@ -58,10 +58,6 @@ fn kill_workers(sig: i32) {
     }
 }
 
-pub fn device_name(d: Device) -> String {
-    d.to_string()
-}
-
 /// `simsweep run` on this machine: devices × jobs per device, one engine process per run.
 #[derive(Debug, Clone)]
 pub struct Local {
@@ -88,38 +84,43 @@ fn cuda_devices() -> Result<i64> {
     Ok(*N.get_or_init(|| n))
 }
 
-/// `--device` of the front's benchmarks: as given (a CUDA device must exist), else cuda:0 where
-/// the engine sees CUDA, else the CPU.
-pub fn resolve_device(d: Option<&str>) -> Result<Device> {
-    let device = match d {
-        Some(s) => Device::parse(s).map_err(BadInput::err)?,
-        None if cuda_devices()? > 0 => Device::Cuda(0),
-        None => Device::Cpu,
-    };
+/// A device named by option `flag`: a CUDA device must be one the engine sees.
+fn checked_device(s: &str, flag: &str) -> Result<Device> {
+    let device = Device::parse(s).map_err(BadInput::err)?;
     if let Device::Cuda(i) = device {
         let n = cuda_devices()?;
         if i as i64 >= n {
             return Err(BadInput::err(format!(
-                "--device: cuda:{i} is not available ({n} CUDA devices)"
+                "{flag}: cuda:{i} is not available ({n} CUDA devices)"
             )));
         }
     }
     Ok(device)
 }
 
+/// Where to train when no device is named: cuda:0 where the engine sees CUDA, else the CPU.
+fn default_device() -> Result<Device> {
+    Ok(if cuda_devices()? > 0 {
+        Device::Cuda(0)
+    } else {
+        Device::Cpu
+    })
+}
+
+/// `--device` of the front's benchmarks: as given (a CUDA device must exist), else
+/// [`default_device`].
+pub fn resolve_device(d: Option<&str>) -> Result<Device> {
+    match d {
+        Some(s) => checked_device(s, "--device"),
+        None => default_device(),
+    }
+}
+
 impl crate::Executor for Local {
     fn run(&self, req: &crate::Request<'_>) -> Result<i32> {
         let mut devs = Vec::new();
         for d in &self.devices {
-            let device = Device::parse(d).map_err(BadInput::err)?;
-            if let Device::Cuda(i) = device {
-                let n = cuda_devices()?;
-                if i as i64 >= n {
-                    return Err(BadInput::err(format!(
-                        "--devices: cuda:{i} is not available ({n} CUDA devices)"
-                    )));
-                }
-            }
+            let device = checked_device(d, "--devices")?;
             if devs.contains(&device) {
                 return Err(BadInput(format!(
                     "--devices: {d} is listed twice (use --jobs-per-device for several runs per device)"
@@ -129,19 +130,15 @@ impl crate::Executor for Local {
             devs.push(device);
         }
         if devs.is_empty() {
-            devs.push(if cuda_devices()? > 0 {
-                Device::Cuda(0)
-            } else {
-                Device::Cpu
-            });
+            devs.push(default_device()?);
         }
         if self.jobs_per_device == 0 {
             return Err(BadInput("--jobs-per-device must be at least 1".into()).into());
         }
         let progress = match self.progress.as_str() {
-            "auto" => crate::local::ProgressMode::Auto,
-            "lines" => crate::local::ProgressMode::Lines,
-            "quiet" => crate::local::ProgressMode::Quiet,
+            "auto" => ProgressMode::Auto,
+            "lines" => ProgressMode::Lines,
+            "quiet" => ProgressMode::Quiet,
             other => {
                 return Err(BadInput(format!(
                     "--progress: unknown mode `{other}` (auto, lines, quiet)"
@@ -168,7 +165,7 @@ impl crate::Executor for Local {
             summary.done,
             summary.failed - requeued.min(summary.failed),
             devs.iter()
-                .map(|d| crate::local::device_name(*d))
+                .map(|d| d.to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
             if self.jobs_per_device > 1 {
@@ -177,15 +174,15 @@ impl crate::Executor for Local {
                 String::new()
             }
         );
-        let cancel = crate::local::install_interrupt_handler();
-        let opts = crate::local::ExecOptions {
+        let cancel = install_interrupt_handler();
+        let opts = ExecOptions {
             devices: devs,
             jobs_per_device: self.jobs_per_device,
             only: None,
             progress,
             results_dir: None,
         };
-        let totals = crate::local::run_sweep(&sweep, req.db, req.data_dir, &opts, cancel)?;
+        let totals = run_sweep(&sweep, req.db, req.data_dir, &opts, cancel)?;
         println!(
             "sweep {}: {} done, {} failed, {} diverged, {} cancelled in this invocation → {}",
             sweep.name,
@@ -342,7 +339,7 @@ pub fn run_sweep(
                 h.join().unwrap_or_else(|p| {
                     Err(anyhow::anyhow!(
                         "a runner thread panicked: {}",
-                        panic_message(&p)
+                        simsweep_core::error::panic_message(p.as_ref())
                     ))
                 })
             })
@@ -371,7 +368,7 @@ fn slot_loop(sh: &Shared<'_>, slot: usize, device: Device) -> Result<()> {
         let Some(claim) = store.claim_next(
             &sh.sweep.name,
             &sh.worker,
-            &device_name(device),
+            &device.to_string(),
             sh.opts.only.as_deref(),
         )?
         else {
@@ -390,7 +387,7 @@ fn slot_loop(sh: &Shared<'_>, slot: usize, device: Device) -> Result<()> {
         sh.progress.line(&format!(
             "{label} {params}{resuming}{}",
             if sh.opts.devices.len() > 1 || sh.opts.jobs_per_device > 1 {
-                format!(" on {}", device_name(device))
+                format!(" on {device}")
             } else {
                 String::new()
             }
@@ -595,11 +592,9 @@ fn execute(
                 t.push_back(line);
             }
         });
-        let mut rec = Recorder::new(sh, slot, run_pk, label, eval_every);
-        rec.device = device;
+        let mut rec = Recorder::new(sh, slot, run_pk, label, eval_every, device);
         let mut end: Option<Result<Outcome, (String, bool)>> = None;
         let mut forwarded = false;
-        let mut beat = Instant::now();
         loop {
             if sh.cancel.load(Ordering::SeqCst) && !forwarded {
                 forwarded = true;
@@ -611,20 +606,13 @@ fn execute(
             let msg = match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(m) => m,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if beat.elapsed() >= HEARTBEAT {
-                        store.heartbeat(run_pk, rec.step_now)?;
-                        beat = Instant::now();
-                    }
+                    rec.heartbeat_if_older(store, HEARTBEAT)?;
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             };
             match msg {
-                Ok(WorkerMessage::Event(ev)) => {
-                    if rec.event(ev, store)? {
-                        beat = Instant::now();
-                    }
-                }
+                Ok(WorkerMessage::Event(ev)) => rec.event(ev, store)?,
                 Ok(WorkerMessage::End(o)) => end = Some(Ok(o)),
                 Ok(WorkerMessage::Error { message, resume }) => end = Some(Err((message, resume))),
                 Err(bad) => end = Some(Err((bad, false))),
@@ -679,13 +667,21 @@ struct Recorder<'s, 'a> {
     eval_printed: i64,
     probe_secs: f64,
     step_now: i64,
+    /// When the run's heartbeat (and step) was last written.
     beat: Instant,
     /// The device the front gave the run (the worker sees its GPU as cuda:0).
     device: Device,
 }
 
 impl<'s, 'a> Recorder<'s, 'a> {
-    fn new(sh: &'s Shared<'a>, slot: usize, run_pk: i64, label: &'s str, eval_every: i64) -> Self {
+    fn new(
+        sh: &'s Shared<'a>,
+        slot: usize,
+        run_pk: i64,
+        label: &'s str,
+        eval_every: i64,
+        device: Device,
+    ) -> Self {
         Recorder {
             sh,
             slot,
@@ -701,8 +697,17 @@ impl<'s, 'a> Recorder<'s, 'a> {
             probe_secs: 0.0,
             step_now: 0,
             beat: Instant::now(),
-            device: Device::Cpu,
+            device,
         }
+    }
+
+    /// Write the heartbeat with the current step when the last one is older than `every`.
+    fn heartbeat_if_older(&mut self, store: &mut Store, every: Duration) -> Result<()> {
+        if self.beat.elapsed() >= every {
+            store.heartbeat(self.run_pk, self.step_now)?;
+            self.beat = Instant::now();
+        }
+        Ok(())
     }
 
     fn rows(&mut self, rows: Vec<(i64, i64, String, f64)>) -> Vec<MetricRow> {
@@ -724,8 +729,8 @@ impl<'s, 'a> Recorder<'s, 'a> {
             .collect()
     }
 
-    /// Handle one event; true when the heartbeat was refreshed.
-    fn event(&mut self, ev: Event, store: &mut Store) -> Result<bool> {
+    /// Handle one event.
+    fn event(&mut self, ev: Event, store: &mut Store) -> Result<()> {
         let sink = self.sh.writer.sender();
         let (sh, label) = (self.sh, self.label);
         match ev {
@@ -775,10 +780,17 @@ impl<'s, 'a> Recorder<'s, 'a> {
                 let batch = self.rows(rows.into_iter().map(|(s, n, v)| (s, -1, n, v)).collect());
                 sink.send(Write::Metrics(batch))?;
                 let Some(step) = max_step else {
-                    return Ok(false);
+                    return Ok(());
                 };
                 let total_steps = self.total_steps;
                 self.step_now = step.min(total_steps);
+                // `status` and `runs` show the step within 2 s; the last step at once.
+                let every = if step >= total_steps {
+                    Duration::ZERO
+                } else {
+                    Duration::from_secs(2)
+                };
+                self.heartbeat_if_older(store, every)?;
                 let last = &self.last;
                 let evaluated = last.get("stsb_dev").is_some_and(|(s, _)| *s == step);
                 if let Some(b) = self.bar.as_mut() {
@@ -788,14 +800,8 @@ impl<'s, 'a> Recorder<'s, 'a> {
                         evaluated.then(|| last["stsb_dev"].1),
                     );
                 }
-                let mut beat = false;
-                if self.beat.elapsed() >= Duration::from_secs(2) || step >= total_steps {
-                    store.heartbeat(self.run_pk, self.step_now)?;
-                    self.beat = Instant::now();
-                    beat = true;
-                }
                 if !sh.progress.lines() {
-                    return Ok(beat);
+                    return Ok(());
                 }
                 // One line per evaluation, and about every tenth of the run otherwise (not on
                 // steps about to be evaluated: their evaluation line follows).
@@ -831,7 +837,7 @@ impl<'s, 'a> Recorder<'s, 'a> {
                             .map_or(String::new(), |v| format!(" {:.0} tok/s", v.1))
                     ));
                 }
-                return Ok(beat);
+                return Ok(());
             }
             Event::LayerMetrics(rows) => {
                 for (step, layer, name, value) in &rows {
@@ -871,7 +877,7 @@ impl<'s, 'a> Recorder<'s, 'a> {
                 })?;
             }
         }
-        Ok(false)
+        Ok(())
     }
 
     /// The line printed when the run is done: wall time, probe share, headline scores.
@@ -888,14 +894,6 @@ impl<'s, 'a> Recorder<'s, 'a> {
         }
         summary
     }
-}
-
-/// The text of a panic's payload.
-fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "(no message)".into())
 }
 
 /// Where a sweep's run outputs go: `<db folder>/<sweep>/<run id>`.

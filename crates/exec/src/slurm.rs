@@ -999,7 +999,7 @@ pub fn worker(tasks_file: &Path, index: Option<usize>, job: Option<String>) -> R
     let data = serde_json::json!({
         "job": job, "index": index, "host": host,
         "cpus": env("SLURM_CPUS_PER_TASK"), "gpus": tf.gpus_per_task,
-        "device": crate::local::device_name(device),
+        "device": device.to_string(),
     });
     if store.prepare_shard_run(&task.run_id, &tag, &task.status, task.attempts, &data)?
         == ShardStart::AlreadyDone

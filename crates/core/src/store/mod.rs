@@ -85,8 +85,8 @@ pub struct PlanSummary {
     pub statuses: Vec<String>,
 }
 
-/// Why SQLite could not open (or create) `path`, in the operating system's words: SQLite says only
-/// "unable to open database file". Other errors go through [`sql_err`].
+/// Why SQLite could not open, create or write `path`, in the operating system's words: SQLite
+/// says only "unable to open database file". Any other error is [`sql_err_plain`]'s.
 fn cannot_open(path: &Path, err: rusqlite::Error) -> StoreError {
     let cant_open = matches!(
         &err,
@@ -105,6 +105,11 @@ fn cannot_open(path: &Path, err: rusqlite::Error) -> StoreError {
         &err,
         rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ReadOnly
     );
+    let dir_cause = || {
+        probe_dir(&dir)
+            .err()
+            .map_or("unknown cause".into(), |io| io.to_string())
+    };
     let message = if path.is_dir() {
         "it is a directory; --db names the database file".to_string()
     } else if path.exists() {
@@ -117,16 +122,12 @@ fn cannot_open(path: &Path, err: rusqlite::Error) -> StoreError {
             Ok(_) if readonly => format!(
                 "SQLite cannot write it: its folder {} must be writable for the journal ({})",
                 dir.display(),
-                probe_dir(&dir)
-                    .err()
-                    .map_or("unknown cause".into(), |io| io.to_string())
+                dir_cause()
             ),
             Ok(_) => format!(
                 "SQLite cannot open it, nor create its journal in {}: {}",
                 dir.display(),
-                probe_dir(&dir)
-                    .err()
-                    .map_or("unknown cause".into(), |io| io.to_string())
+                dir_cause()
             ),
         }
     } else {
@@ -151,29 +152,29 @@ fn probe_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::remove_file(&probe)
 }
 
+/// SQLite's errors as store errors: [`cannot_open`] names why a file cannot be opened or written,
+/// [`sql_err_plain`] the rest.
 pub(crate) fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |source| cannot_open(path, source)
 }
 
 fn sql_err_plain(path: &Path, source: rusqlite::Error) -> StoreError {
-    {
-        if is_corrupt(&source) {
-            // SQLite's own short text ("file is not a database"); not the error as a source, whose
-            // chain would repeat it.
-            let reason = match &source {
-                rusqlite::Error::SqliteFailure(_, Some(m)) => m.clone(),
-                rusqlite::Error::SqliteFailure(f, None) => f.to_string(),
-                other => other.to_string(),
-            };
-            StoreError::Corrupt {
-                path: path.into(),
-                reason,
-            }
-        } else {
-            StoreError::Sqlite {
-                path: path.into(),
-                cause: source,
-            }
+    if is_corrupt(&source) {
+        // SQLite's own short text ("file is not a database"); not the error as a source, whose
+        // chain would repeat it.
+        let reason = match &source {
+            rusqlite::Error::SqliteFailure(_, Some(m)) => m.clone(),
+            rusqlite::Error::SqliteFailure(f, None) => f.to_string(),
+            other => other.to_string(),
+        };
+        StoreError::Corrupt {
+            path: path.into(),
+            reason,
+        }
+    } else {
+        StoreError::Sqlite {
+            path: path.into(),
+            cause: source,
         }
     }
 }
@@ -203,8 +204,8 @@ impl Store {
             })?;
         }
         let e = sql_err(path);
-        let conn = Connection::open(path).map_err(|err| cannot_open(path, err))?;
-        configure(&conn).map_err(|err| cannot_open(path, err))?;
+        let conn = Connection::open(path).map_err(&e)?;
+        configure(&conn).map_err(&e)?;
         let mut store = Store {
             conn,
             path: path.into(),

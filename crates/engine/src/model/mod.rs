@@ -107,13 +107,6 @@ use crate::spec::config::{resolve_hub, resolve_model_path, ModelConfig, ModelOve
 use std::path::{Path, PathBuf};
 use tch::{nn, Device, Kind, Tensor};
 
-/// Check a model directory as [`LoadedModel::load`] would, without building the model: config.json,
-/// the tokenizer (and its ids against the vocabulary) and, when `weights`, the framing of
-/// `model.safetensors` (or its shards) or the presence of `pytorch_model.bin`. Used by `plan`.
-pub fn check_dir(dir: &Path, weights: bool) -> Result<()> {
-    crate::hf::check_dir(dir, weights)
-}
-
 /// Where the weights come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Init {
