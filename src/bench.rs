@@ -240,11 +240,11 @@ fn synthetic_metric_names(n: usize) -> Vec<String> {
 /// The sweep of the query benchmark: temperature × pooling × seeds giving exactly `runs` runs
 /// (4 seeds when `runs` divides by 4, up to 5 poolers, the rest temperatures).
 fn query_bench_sweep(runs: usize, metrics: usize, steps: usize) -> Result<crate::spec::Sweep> {
-    let seeds = if runs % 4 == 0 { 4 } else { 1 };
+    let seeds = if runs.is_multiple_of(4) { 4 } else { 1 };
     let per_seed = runs / seeds;
     let poolers = (1..=crate::spec::schema::POOLERS.len())
         .rev()
-        .find(|p| per_seed % p == 0)
+        .find(|p| per_seed.is_multiple_of(*p))
         .unwrap_or(1);
     let temps = per_seed / poolers;
     let list = |v: Vec<String>| v.join(", ");
@@ -745,4 +745,157 @@ pub fn sweep(
         println!("  one at a time / packed = {speedup:.2}× faster with --jobs-per-device {jobs}");
     }
     Ok(speedup)
+}
+
+/// One phase of the token cache benchmark, measured in its own process (so each peak resident
+/// memory is its own): what the child prints as one JSON line.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct DataPhase {
+    pub seconds: f64,
+    pub examples: usize,
+    pub tokens: usize,
+    pub source: String,
+    /// VmHWM, RssAnon and RssFile of /proc/self/status after the tokens are ready, KiB.
+    pub peak_kib: u64,
+    pub anon_kib: u64,
+    pub file_kib: u64,
+}
+
+fn proc_status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The child side: obtain the tokens of `corpus` (`cache`: its folder, None: in memory) the way a
+/// run does, touch every id as training would, and print the figures.
+pub fn data_phase(corpus: &Path, cache: Option<&Path>, model: &Path, max_len: i64) -> Result<()> {
+    use simsweep_core::hf::config::ModelType;
+    let tokenizer = simsweep_core::hf::tokenizer::Tokenizer::from_dir(model, ModelType::Bert)?;
+    let t0 = Instant::now();
+    let (tokens, source) = simsweep_core::tokcache::load_or_build(
+        cache,
+        &[corpus.to_path_buf()],
+        "lines",
+        &tokenizer,
+        max_len,
+    )?;
+    let seconds = t0.elapsed().as_secs_f64();
+    // An epoch reads every example once.
+    let sum: u64 = (0..tokens.len())
+        .map(|i| tokens.text(i).iter().map(|&t| u64::from(t)).sum::<u64>())
+        .sum();
+    std::hint::black_box(sum);
+    let phase = DataPhase {
+        seconds,
+        examples: tokens.len(),
+        tokens: tokens.n_tokens,
+        source: format!("{source:?}"),
+        peak_kib: proc_status_kib("VmHWM:"),
+        anon_kib: proc_status_kib("RssAnon:"),
+        file_kib: proc_status_kib("RssFile:"),
+    };
+    println!("{}", serde_json::to_string(&phase)?);
+    Ok(())
+}
+
+/// Token cache benchmark: a corpus of `lines` lines (the wiki excerpt repeated), its setup as a run
+/// does it without the cache (read and tokenize in memory, what every run paid before the cache),
+/// with a cold cache (tokenize, write, map) and with a warm one (hash the file, map, verify), each
+/// in its own process; prints seconds, peak memory and the ratios against the uncached setup.
+pub fn data(lines: usize, max_len: i64, data_dir: &Path, keep: Option<&Path>) -> Result<()> {
+    let tmp = TempDir::new()?;
+    let work = keep.unwrap_or(&tmp.0);
+    std::fs::create_dir_all(work)?;
+    let model = work.join("model");
+    simsweep_core::hf::geometry::write_model_dir(&model, "tiny")?;
+    let excerpt = data_dir.join("wiki1m_for_simcse.head.txt");
+    let corpus = work.join(format!("wiki-{lines}.txt"));
+    if std::fs::metadata(&corpus).map_or(true, |m| m.len() == 0) {
+        let text = std::fs::read_to_string(&excerpt)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", excerpt.display()))?;
+        let src: Vec<&str> = text.lines().collect();
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&corpus)?);
+        for i in 0..lines {
+            use std::io::Write as _;
+            writeln!(out, "{}", src[i % src.len()])?;
+        }
+        std::io::Write::flush(&mut out)?;
+    }
+    let bytes = std::fs::metadata(&corpus)?.len();
+    let cache = work.join("cache");
+    let _ = simsweep_core::tokcache::clear(&cache);
+    let exe = std::env::current_exe()?;
+    let phase = |cache: Option<&Path>| -> Result<DataPhase> {
+        let mut c = std::process::Command::new(&exe);
+        c.args(["bench", "data", "--phase"])
+            .arg(&corpus)
+            .arg("--model")
+            .arg(&model)
+            .args(["--max-len", &max_len.to_string()]);
+        if let Some(d) = cache {
+            c.arg("--cache").arg(d);
+        }
+        let out = c.output()?;
+        if !out.status.success() {
+            anyhow::bail!(
+                "the benchmark phase failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(serde_json::from_slice(&out.stdout)?)
+    };
+    println!(
+        "token cache benchmark: {lines} lines ({:.1} MB, {} repeated), WordPiece tokenizer of bert-base-uncased, max_len {max_len}, {} rayon threads; each setup in its own process",
+        bytes as f64 / 1e6,
+        excerpt.display(),
+        rayon::current_num_threads()
+    );
+    let mib = |k: u64| k as f64 / 1024.0;
+    let show = |what: &str, p: &DataPhase| {
+        println!(
+            "  {what:<44} {:>8.3} s   peak RSS {:>7.1} MiB (after: anon {:.1} MiB, mapped file {:.1} MiB)   {} examples, {} tokens",
+            p.seconds,
+            mib(p.peak_kib),
+            mib(p.anon_kib),
+            mib(p.file_kib),
+            p.examples,
+            p.tokens
+        );
+    };
+    let none = phase(None)?;
+    show("no cache (read + tokenize in memory)", &none);
+    let cold = phase(Some(&cache))?;
+    show("cold cache (read + tokenize + write + map)", &cold);
+    let warm = phase(Some(&cache))?;
+    show("warm cache (hash the corpus + map + verify)", &warm);
+    let entry: u64 = simsweep_core::tokcache::entries(&cache, false)?
+        .iter()
+        .filter(|e| e.info.is_some())
+        .map(|e| e.bytes)
+        .sum();
+    println!(
+        "  entry on disk {:.1} MiB ({:.2} bytes per token)",
+        entry as f64 / (1024.0 * 1024.0),
+        entry as f64 / cold.tokens.max(1) as f64
+    );
+    anyhow::ensure!(
+        none.tokens == cold.tokens && cold.tokens == warm.tokens,
+        "the three setups disagree on the token count"
+    );
+    println!(
+        "  warm / no cache {:.4}× ({:.0}× faster; target ≤ 1 s: {}); cold / no cache {:.2}× (target ≤ 1.0×, within noise); warm peak memory / no cache {:.2}×",
+        warm.seconds / none.seconds,
+        none.seconds / warm.seconds,
+        if warm.seconds <= 1.0 { "met" } else { "NOT met" },
+        cold.seconds / none.seconds,
+        warm.peak_kib as f64 / none.peak_kib.max(1) as f64
+    );
+    Ok(())
 }

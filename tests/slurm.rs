@@ -656,6 +656,11 @@ fn a_sweep_runs_as_a_slurm_job_array_and_failed_runs_are_retried() {
     );
     assert_eq!(count(&c, "SELECT count(*) FROM (SELECT run_pk, kind FROM events WHERE kind IN ('done', 'failed', 'slurm_task', 'submitted', 'started') GROUP BY 1, 2 HAVING count(*) > 1)"), 0);
     assert_eq!(count(&c, "SELECT count(*) FROM runs WHERE worker LIKE 'slurm:' || '%' AND host IS NOT NULL AND device = 'cpu'"), 4);
+    // The tasks share the token cache beside the main database: the one that found no entry built
+    // it, the others waited for it or mapped it.
+    assert_eq!(count(&c, "SELECT count(*) FROM events e JOIN runs r USING (run_pk) WHERE e.kind = 'tokens' AND r.status = 'done'"), 3);
+    assert_eq!(count(&c, "SELECT count(*) FROM events WHERE kind = 'tokens' AND message LIKE '%written to the token cache%'"), 1);
+    assert_eq!(count(&c, "SELECT count(*) FROM events WHERE kind = 'tokens' AND message LIKE '%mapped from the token cache%'"), 2);
     assert_eq!(
         count(&c, "SELECT count(*) FROM checkpoints WHERE kind = 'best'"),
         3

@@ -4,6 +4,7 @@
 //! process per run through an executor, and `eval`, `probe`, `info` and `bench train` are handed to
 //! the engine with their arguments (their options are defined there, once).
 
+mod cache;
 mod charts;
 mod read;
 
@@ -346,9 +347,31 @@ pub enum Command {
         #[arg(short = 'o', long = "out")]
         out: Option<PathBuf>,
     },
+    /// The tokenized-corpus cache that runs share (`<db folder>/cache/tokens`, or
+    /// $SIMSWEEP_TOKEN_CACHE; `off` disables it): list or clear its entries.
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Benchmarks (not tests): print measured figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// The cache's folder and entries: key, state (ok, damaged: why, partial = a build in progress
+    /// or interrupted, lock), size, examples, tokens, max_len, training files, tokenizer, created.
+    Status {
+        /// Also check every entry's checksum (reads each whole); by default the header and
+        /// length only.
+        #[arg(long)]
+        verify: bool,
+        /// table, csv or json (json: the folder and every entry with its full description).
+        #[arg(long, value_parser = choice(FORMATS), default_value = "table")]
+        format: Format,
+    },
+    /// Remove the cache's entries, temporary files and locks (nothing else in the folder). Runs
+    /// that have an entry open keep reading it; later runs rebuild what they need.
+    Clear,
 }
 
 /// Which runs of a sweep a command looks at.
@@ -450,6 +473,26 @@ pub enum BenchCommand {
         /// cpu, cuda, cuda:N (default: cuda:0 when available, else cpu).
         #[arg(long)]
         device: Option<String>,
+    },
+    /// Token cache: a run's data setup on a corpus of N lines (the wiki excerpt repeated; default
+    /// SimCSE's 1,000,777) without the cache (as before it), with a cold cache and with a warm
+    /// one, each in its own process: seconds, peak memory, ratios.
+    Data {
+        /// Lines in the corpus.
+        #[arg(long, default_value_t = 1_000_777)]
+        lines: usize,
+        #[arg(long, default_value_t = 32)]
+        max_len: i64,
+        /// Keep the corpus and the cache here (reused next time; default: a temporary folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// One phase on this corpus (the benchmark starts itself with it).
+        #[arg(long, hide = true)]
+        phase: Option<PathBuf>,
+        #[arg(long, hide = true)]
+        cache: Option<PathBuf>,
+        #[arg(long, hide = true)]
+        model: Option<PathBuf>,
     },
     /// Share of a run's wall time spent probing: trains the sweep file's runs into a temporary
     /// database and prints probe seconds / run seconds (target ≤ 5 % with the default schedule).
@@ -586,6 +629,10 @@ pub fn main_with(cli: Cli) -> Result<i32> {
         Command::Eval(ref a) => engine(&cli, &["eval"], a),
         Command::Probe(ref a) => engine(&cli, &["probe"], a),
         Command::Info(ref a) => engine(&cli, &["info"], a),
+        Command::Cache(CacheCommand::Status { verify, format }) => {
+            cache::status(&cli, verify, format)
+        }
+        Command::Cache(CacheCommand::Clear) => cache::clear(&cli),
         Command::Bench(BenchCommand::Train(ref a)) => engine(&cli, &["bench", "train"], a),
         Command::Status { ref sweep } => read::status(&cli, sweep.as_deref()),
         Command::Runs {
@@ -714,6 +761,22 @@ pub fn main_with(cli: Cli) -> Result<i32> {
             }
             let device = crate::exec::local::resolve_device(device.as_deref())?;
             crate::bench::sweep(runs, jobs, steps, device, &cli.data_dir)?;
+            Ok(0)
+        }
+        Command::Bench(BenchCommand::Data {
+            lines,
+            max_len,
+            ref out,
+            ref phase,
+            ref cache,
+            ref model,
+        }) => {
+            match (phase, model) {
+                (Some(corpus), Some(model)) => {
+                    crate::bench::data_phase(corpus, cache.as_deref(), model, max_len)?
+                }
+                _ => crate::bench::data(lines, max_len, &cli.data_dir, out.as_deref())?,
+            }
             Ok(0)
         }
         Command::Bench(BenchCommand::Probe {

@@ -162,13 +162,14 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Lines of a file, each decoded on its own: a non-UTF-8 line is counted, not fatal.
-fn lines_of(bytes: &[u8], corpus: &mut Corpus) -> Vec<String> {
+/// Lines of a file (borrowed, not copied), each decoded on its own: a non-UTF-8 line is counted,
+/// not fatal.
+fn lines_of<'a>(bytes: &'a [u8], corpus: &mut Corpus) -> Vec<&'a str> {
     let mut out = Vec::new();
     for raw in bytes.split(|b| *b == b'\n') {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         match std::str::from_utf8(raw) {
-            Ok(s) => out.push(s.to_string()),
+            Ok(s) => out.push(s),
             Err(_) => corpus.skipped_non_utf8 += 1,
         }
     }
@@ -275,9 +276,10 @@ fn read_snli(s1: &Path, corpus: &mut Corpus) -> Result<()> {
     let s2 = dir.join(format!("s2.{split}"));
     let labels = dir.join(format!("labels.{split}"));
     let mut skip = Corpus::default();
-    let p = lines_of(&read_bytes(s1)?, &mut skip);
-    let h = lines_of(&read_bytes(&s2)?, &mut skip);
-    let l = lines_of(&read_bytes(&labels)?, &mut skip);
+    let (b1, b2, b3) = (read_bytes(s1)?, read_bytes(&s2)?, read_bytes(&labels)?);
+    let p = lines_of(&b1, &mut skip);
+    let h = lines_of(&b2, &mut skip);
+    let l = lines_of(&b3, &mut skip);
     if p.len() != h.len() || p.len() != l.len() {
         bail!(
             "{}: s1/s2/labels have {}/{}/{} lines; they must align",

@@ -89,6 +89,9 @@ pub struct RunJob {
     pub device: String,
     /// Continue from this `last-*` checkpoint instead of starting afresh.
     pub resume: Option<PathBuf>,
+    /// The token cache's folder (see `tokcache`); `None`: tokenize in memory.
+    #[serde(default)]
+    pub token_cache: Option<PathBuf>,
 }
 
 fn finite(v: f64) -> Option<f64> {

@@ -19,6 +19,7 @@ pub mod scratch;
 pub mod spec;
 pub mod store;
 pub mod table;
+pub mod tokcache;
 
 pub use error::{BadInput, EXIT_BAD_INPUT};
 

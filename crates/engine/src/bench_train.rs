@@ -171,11 +171,13 @@ fn prepare(o: &Options, tmp: &Path) -> Result<Prepared> {
     // Model FLOPs count the matrix products: the embedding tables are looked up, not multiplied,
     // and the pooler and SimCSE's MLP are not used by average pooling.
     let flop_parameters = count(&|n| n.starts_with("encoder."));
-    let corpus = crate::data::read_corpus(std::slice::from_ref(&train_file), "lines")?;
-    let tok = crate::batch::tokenize(&corpus, &|t: &str| {
-        let mut v = model.tokenizer.tokenize(&[t], o.max_len)?;
-        Ok(v.pop().map(|s| s.ids).unwrap_or_default())
-    })?;
+    let tok = crate::tokcache::build(
+        std::slice::from_ref(&train_file),
+        "lines",
+        &model.tokenizer,
+        o.max_len as i64,
+        None,
+    )?;
     if tok.len() < need {
         bail!("{} examples tokenized, {need} needed", tok.len());
     }
@@ -184,8 +186,8 @@ fn prepare(o: &Options, tmp: &Path) -> Result<Prepared> {
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&ids_file)?);
         for step in 0..total {
-            let rows: Vec<&[i64]> = (step * o.batch..(step + 1) * o.batch)
-                .map(|i| tok.example(i)[0].as_slice())
+            let rows: Vec<&[u32]> = (step * o.batch..(step + 1) * o.batch)
+                .map(|i| tok.text(i))
                 .collect();
             if step >= o.warmup {
                 let width = rows.iter().map(|r| r.len()).max().unwrap_or(0) as u64;
@@ -231,6 +233,7 @@ fn run_simsweep(
         std::env::remove_var("SIMSWEEP_PROFILE");
     }
     let data_dir = o.data_dir.clone();
+    let token_cache = p.dir.join("tokens");
     let cancel = AtomicBool::new(false);
     let (tx, rx) = std::sync::mpsc::channel();
     let mut first: Option<(i64, Instant)> = None;
@@ -247,6 +250,7 @@ fn run_simsweep(
                 events: tx,
                 cancel: &cancel,
                 resume: None,
+                token_cache: Some(&token_cache),
             })
         });
         for e in rx {

@@ -15,4 +15,6 @@ pub mod train;
 pub mod worker;
 
 // The core's modules under their own names, so engine code reads `crate::spec`, `crate::store`…
-pub use simsweep_core::{code_version, data, events, hf, metrics, query, spec, store, table};
+pub use simsweep_core::{
+    code_version, data, events, hf, metrics, query, spec, store, table, tokcache,
+};

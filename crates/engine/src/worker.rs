@@ -78,6 +78,7 @@ fn run(job: &RunJob, out: &mut impl Write) -> Result<train::Outcome> {
                     events: tx,
                     cancel: &CANCEL,
                     resume: job.resume.as_deref(),
+                    token_cache: job.token_cache.as_deref(),
                 })
             })
             .context("starting the trainer thread")?;

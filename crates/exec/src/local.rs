@@ -361,9 +361,11 @@ fn slot_loop(sh: &Shared<'_>, slot: usize, device: Device) -> Result<()> {
     let total_runs = sh.sweep.runs.len();
     // Absolute, so the checkpoint paths recorded in the database do not depend on where the next
     // `run` is started from.
-    let results = std::path::absolute(sh.opts.results_dir.as_deref().unwrap_or(results_dir(sh.db)))
-        .context("resolving the results directory")?
-        .join(&sh.sweep.name);
+    let results_base =
+        std::path::absolute(sh.opts.results_dir.as_deref().unwrap_or(results_dir(sh.db)))
+            .context("resolving the results directory")?;
+    let token_cache = simsweep_core::tokcache::dir_for(&results_base);
+    let results = results_base.join(&sh.sweep.name);
     while !sh.cancel.load(Ordering::SeqCst) {
         let Some(claim) = store.claim_next(
             &sh.sweep.name,
@@ -410,6 +412,7 @@ fn slot_loop(sh: &Shared<'_>, slot: usize, device: Device) -> Result<()> {
                     Device::Cuda(_) => "cuda:0".into(),
                 },
                 resume: resume.map(Path::to_path_buf),
+                token_cache: token_cache.clone(),
             };
             execute(
                 sh,

@@ -253,12 +253,42 @@ impl Tokenizer {
         Ok(())
     }
 
-    /// Encode sentences: specials added, each truncated to `max_len` tokens including specials.
-    pub fn tokenize<S: AsRef<str>>(
+    /// Where the tokenizer was read from: its `tokenizer.json`, or the folder of its vocabulary.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    /// A hash of everything that decides the ids this tokenizer gives: its whole serialized
+    /// pipeline (normalizer, pre-tokenizer, model with its vocabulary, post-processor, added
+    /// tokens) and the special tokens. Two tokenizers with equal fingerprints tokenize alike,
+    /// wherever their files live.
+    pub fn fingerprint(&self) -> Result<u128> {
+        let json = self
+            .inner
+            .to_string(false)
+            .map_err(|e| ModelError::tokenizer(&self.source, e))?;
+        let s = &self.special;
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(json.as_bytes());
+        for v in [
+            s.cls,
+            s.sep,
+            s.pad,
+            s.unk.unwrap_or(-1),
+            s.mask.unwrap_or(-1),
+        ] {
+            h.update(&v.to_le_bytes());
+        }
+        h.update(&(self.n_special_single as u64).to_le_bytes());
+        Ok(h.digest128())
+    }
+
+    /// Encode, truncate to `max_len` tokens including specials, add the specials.
+    fn encodings<S: AsRef<str>>(
         &self,
         sentences: &[S],
         max_len: usize,
-    ) -> Result<Vec<TokenizedSentence>> {
+    ) -> Result<Vec<tokenizers::Encoding>> {
         self.check_max_len(max_len)?;
         let inputs: Vec<&str> = sentences.iter().map(|s| s.as_ref()).collect();
         let encodings = self
@@ -274,10 +304,31 @@ impl Tokenizer {
                     TruncationDirection::Right,
                 );
                 let _ = enc.take_overflowing();
-                let enc = self
-                    .inner
+                self.inner
                     .post_process(enc, None, true)
-                    .map_err(|e| ModelError::tokenizer(&self.source, e))?;
+                    .map_err(|e| ModelError::tokenizer(&self.source, e))
+            })
+            .collect()
+    }
+
+    /// The ids of each sentence (as [`Tokenizer::tokenize`], without the token strings).
+    pub fn ids<S: AsRef<str>>(&self, sentences: &[S], max_len: usize) -> Result<Vec<Vec<u32>>> {
+        Ok(self
+            .encodings(sentences, max_len)?
+            .into_iter()
+            .map(|e| e.get_ids().to_vec())
+            .collect())
+    }
+
+    /// Encode sentences: specials added, each truncated to `max_len` tokens including specials.
+    pub fn tokenize<S: AsRef<str>>(
+        &self,
+        sentences: &[S],
+        max_len: usize,
+    ) -> Result<Vec<TokenizedSentence>> {
+        self.encodings(sentences, max_len)?
+            .into_iter()
+            .map(|enc| {
                 Ok(TokenizedSentence {
                     ids: enc.get_ids().iter().map(|&i| i64::from(i)).collect(),
                     tokens: enc.get_tokens().to_vec(),

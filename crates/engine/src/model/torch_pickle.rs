@@ -312,7 +312,7 @@ impl<'a> Unpickler<'a> {
     }
 
     fn set_items(&mut self, items: Vec<Obj>) -> R<()> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err("pickle SETITEMS with an odd number of items".into());
         }
         let Obj::Dict(d) = self.top()? else {

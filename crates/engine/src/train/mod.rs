@@ -14,7 +14,7 @@ pub mod profile;
 use crate::eval::{Scores, StsData, Task};
 use crate::model::{LoadedModel, Pooler, Pooling};
 use crate::spec::config::RunConfig;
-use crate::{batch, data};
+use crate::{batch, data, tokcache};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +38,8 @@ pub struct Job<'a> {
     pub cancel: &'a AtomicBool,
     /// Continue from this `last-*` checkpoint (see [`checkpoint`]) instead of starting afresh.
     pub resume: Option<&'a Path>,
+    /// The token cache's folder (`None`: tokenize in memory).
+    pub token_cache: Option<&'a Path>,
 }
 
 /// A checkpoint that cannot be resumed from (missing or damaged files): the run should start over.
@@ -83,8 +85,7 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
     };
 
     let data = training_data(&job, &model)?;
-    let (corpus, tokens) = (&data.shared.0, &data.shared.1);
-    let tokens_cached = data.tokens_cached;
+    let tokens = &data.tokens;
     let (n_all, n, steps_per_epoch, total) = (data.n_all, data.n, data.steps_per_epoch, data.total);
     let b = cfg.train.batch_size as usize;
     let order_for_epoch = |epoch: i64| epoch_order(cfg, n_all, n, epoch);
@@ -131,15 +132,7 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         scaler.clean = state.clean_steps;
     }
 
-    announce(
-        &job,
-        &model,
-        corpus,
-        &opt,
-        (start, n, total),
-        tokens_cached,
-        autocast,
-    )?;
+    announce(&job, &model, &data, &opt, (start, n, total), autocast)?;
 
     let out_dir = job.out_dir;
     let mut best: Option<(i64, f64)> = resumed.as_ref().and_then(|(s, _, _)| s.best);
@@ -556,13 +549,13 @@ impl Stepper<'_> {
 fn announce(
     job: &Job<'_>,
     model: &LoadedModel,
-    corpus: &data::Corpus,
+    data: &TrainData,
     opt: &optim::FlatAdamW,
     (start, n, total): (i64, usize, i64),
-    tokens_cached: bool,
     autocast: Option<Kind>,
 ) -> Result<()> {
     let (cfg, device) = (job.config, job.device);
+    let corpus = &data.tokens.info;
     send(
         &job.events,
         Event::Started {
@@ -571,7 +564,7 @@ fn announce(
             examples: n,
             skipped_lines: corpus.skipped(),
             total_steps: total,
-            tokens_cached,
+            tokens_cached: data.source.cached(),
             weights_cached: model.report.weights_cached,
             resumed_from: (start > 1).then_some(start - 1),
         },
@@ -603,6 +596,13 @@ fn announce(
             },
         )?;
     }
+    send(
+        &job.events,
+        Event::Note {
+            kind: "tokens".into(),
+            message: tokens_note(&data.tokens, &data.source, data.seconds),
+        },
+    )?;
 
     Ok(())
 }
@@ -714,19 +714,48 @@ impl FinalEval<'_> {
 
 /// The token sequences of one batch: unsupervised, each sentence twice (two dropout masks in one
 /// forward); supervised, the triplet. Rows are example-major, as SimCSE's (batch, num_sent, len).
-fn step_sequences<'t>(tokens: &'t batch::Tokenized, idx: &[usize]) -> Vec<&'t [i64]> {
+fn step_sequences<'t>(tokens: &'t tokcache::Tokens, idx: &[usize]) -> Vec<&'t [u32]> {
     let per = tokens.per_example;
-    let mut seqs: Vec<&[i64]> = Vec::with_capacity(idx.len() * if per == 1 { 2 } else { 3 });
+    let mut seqs: Vec<&[u32]> = Vec::with_capacity(idx.len() * if per == 1 { 2 } else { 3 });
     for &i in idx {
-        let ex = tokens.example(i);
         if per == 1 {
-            seqs.push(&ex[0]);
-            seqs.push(&ex[0]);
+            let s = tokens.text(i);
+            seqs.push(s);
+            seqs.push(s);
         } else {
-            seqs.extend(ex.iter().map(|s| s.as_slice()));
+            seqs.extend(tokens.example(i));
         }
     }
     seqs
+}
+
+/// The run's `tokens` event: where its token ids came from, how long that took, and why an
+/// entry was rebuilt or the cache not used.
+fn tokens_note(tokens: &tokcache::Tokens, source: &tokcache::Source, seconds: f64) -> String {
+    let what = format!("{} examples, {} tokens", tokens.len(), tokens.n_tokens);
+    match source {
+        tokcache::Source::Hit { path } => format!(
+            "{what} mapped from the token cache {} in {seconds:.2} s",
+            path.display()
+        ),
+        tokcache::Source::Waited { path } => format!(
+            "{what} mapped from the token cache {} after waiting for the process that built it ({seconds:.2} s)",
+            path.display()
+        ),
+        tokcache::Source::Built { path, damaged } => format!(
+            "{what} tokenized in {seconds:.2} s and written to the token cache {}{}",
+            path.display(),
+            damaged.as_ref().map_or(String::new(), |why| format!(
+                " (the entry there was damaged: {why}; rebuilt)"
+            ))
+        ),
+        tokcache::Source::Memory { reason: None } => {
+            format!("{what} tokenized in {seconds:.2} s in memory (token cache off)")
+        }
+        tokcache::Source::Memory { reason: Some(why) } => format!(
+            "{what} tokenized in {seconds:.2} s in memory: the token cache could not be used ({why})"
+        ),
+    }
 }
 
 /// A checkpoint's trainer state and AdamW moments, when a run resumes.
@@ -775,11 +804,14 @@ fn load_model(job: &Job<'_>) -> Result<(LoadedModel, Option<Resumed>)> {
     })
 }
 
-/// The run's training examples, tokenized (shared by the runs of a process with the same files,
-/// tokenizer and max_len), and its length in steps.
+/// The run's training examples, tokenized (through the token cache: mapped from disk when an
+/// earlier run or process tokenized the same files with the same tokenizer and max_len), and its
+/// length in steps.
 struct TrainData {
-    shared: std::sync::Arc<(data::Corpus, batch::Tokenized)>,
-    tokens_cached: bool,
+    tokens: tokcache::Tokens,
+    source: tokcache::Source,
+    /// Seconds to obtain the tokens (hash, map and check; or read, tokenize and write).
+    seconds: f64,
     /// Examples in the files; the first `n` of the seed's permutation are the run's.
     n_all: usize,
     n: usize,
@@ -789,7 +821,6 @@ struct TrainData {
 
 fn training_data(job: &Job<'_>, model: &LoadedModel) -> Result<TrainData> {
     let cfg = job.config;
-    let max_len = cfg.train.max_len as usize;
     // Data: read and tokenized once per process for all runs that share files, tokenizer, max_len.
     let files: Vec<PathBuf> = cfg
         .data
@@ -797,22 +828,16 @@ fn training_data(job: &Job<'_>, model: &LoadedModel) -> Result<TrainData> {
         .iter()
         .map(|f| crate::spec::config::resolve_data_path(job.data_dir, f))
         .collect();
-    let key = batch::CacheKey {
-        tokenizer: tokenizer_identity(model),
-        files: files.iter().map(|f| f.display().to_string()).collect(),
-        format: cfg.data.format.clone(),
-        max_len: cfg.train.max_len,
-    };
-    let (shared, tokens_cached) = batch::cached(key, || {
-        let corpus = data::read_corpus(&files, &cfg.data.format)?;
-        let tokenizer = &model.tokenizer;
-        let tok = batch::tokenize(&corpus, &|t: &str| {
-            let mut v = tokenizer.tokenize(&[t], max_len)?;
-            Ok(v.pop().map(|s| s.ids).unwrap_or_default())
-        })?;
-        Ok((corpus, tok))
-    })?;
-    let n_all = shared.1.len();
+    let t0 = Instant::now();
+    let (tokens, source) = tokcache::load_or_build(
+        job.token_cache,
+        &files,
+        &cfg.data.format,
+        &model.tokenizer,
+        cfg.train.max_len,
+    )?;
+    let seconds = t0.elapsed().as_secs_f64();
+    let n_all = tokens.len();
     let n = if cfg.data.max_examples > 0 {
         n_all.min(cfg.data.max_examples as usize)
     } else {
@@ -829,8 +854,9 @@ fn training_data(job: &Job<'_>, model: &LoadedModel) -> Result<TrainData> {
         (None, None) => steps_per_epoch,
     };
     Ok(TrainData {
-        shared,
-        tokens_cached,
+        tokens,
+        source,
+        seconds,
         n_all,
         n,
         steps_per_epoch,
@@ -875,17 +901,6 @@ pub fn embed_scores(
         })
     };
     sts.evaluate(tasks, batch_size, &mut embed)
-}
-
-/// What identifies the tokenizer for the token cache: the model directory's tokenizer files.
-fn tokenizer_identity(model: &LoadedModel) -> String {
-    let mut id = model.source.display().to_string();
-    for f in ["tokenizer.json", "vocab.txt", "tokenizer_config.json"] {
-        if let Ok(m) = std::fs::metadata(model.source.join(f)) {
-            id.push_str(&format!("|{f}:{}:{:?}", m.len(), m.modified().ok()));
-        }
-    }
-    id
 }
 
 /// Dynamic loss scaling for fp16 (as torch.cuda.amp.GradScaler): scale the loss, unscale the
