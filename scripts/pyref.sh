@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # A Python environment for the independent reference implementations (parity scripts, fixtures):
 # a venv in the per-user cache that reuses the cached PyTorch 2.11.0 (scripts/libtorch.sh) and adds
-# transformers, scipy and numpy from PyPI. Prints the venv's python on stdout.
+# transformers, scipy, numpy and pandas (the docs' pandas examples, tests/docs.rs) from PyPI. Prints the venv's python on stdout.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 torch_parent="$(bash "$here/libtorch.sh")"
 cache="${SIMSWEEP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/simsweep}"
-venv="$cache/pyref-1"
+venv="$cache/pyref-2"
 py="${SIMSWEEP_PYTHON:-python3}"
 if [ ! -f "$venv/.complete" ]; then
   exec 9>"$cache/.pyref.lock"
@@ -18,7 +18,7 @@ if [ ! -f "$venv/.complete" ]; then
     site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
     echo "$torch_parent" > "$site/simsweep-torch.pth"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
-      "transformers==4.57.1" "scipy>=1.11" "numpy>=1.26" "safetensors>=0.4" >&2
+      "transformers==4.57.1" "scipy>=1.11" "numpy>=1.26" "safetensors>=0.4" "pandas>=2.1" >&2
     touch "$venv/.complete"
   fi
 fi

@@ -15,6 +15,10 @@ use cli::{BadInput, Cli};
 
 fn main() {
     let cli = Cli::parse();
+    if simsweep_core::check_args_only() && !cli.command.runs_in_engine() {
+        eprintln!("simsweep: the arguments parse (SIMSWEEP_CHECK_ARGS=1: nothing was done)");
+        std::process::exit(0);
+    }
     let code = match cli::main_with(cli) {
         Ok(code) => code,
         Err(e) => {

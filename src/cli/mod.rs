@@ -537,6 +537,19 @@ fn engine(cli: &Cli, command: &[&str], a: &EngineArgs) -> Result<i32> {
     crate::exec::engine::hand_over(&args, &cli.data_dir, &cli.db)
 }
 
+impl Command {
+    /// Commands whose arguments the engine parses (the front hands them over unchanged).
+    pub fn runs_in_engine(&self) -> bool {
+        matches!(
+            self,
+            Command::Eval(_)
+                | Command::Probe(_)
+                | Command::Info(_)
+                | Command::Bench(BenchCommand::Train(_))
+        )
+    }
+}
+
 pub fn main_with(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Plan { ref file, json } => plan(&cli, file, json),

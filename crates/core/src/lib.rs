@@ -33,6 +33,13 @@ pub fn code_version() -> String {
     }
 }
 
+/// `SIMSWEEP_CHECK_ARGS=1`: parse the command line, say so and exit 0 without doing anything (exit 2
+/// for arguments that do not parse, as always). The docs' examples that cannot run here (a Slurm
+/// cluster with a GPU partition, a model on the Hugging Face hub) are checked this way.
+pub fn check_args_only() -> bool {
+    std::env::var_os("SIMSWEEP_CHECK_ARGS").is_some_and(|v| v == "1")
+}
+
 /// The file in a `last-<step>` checkpoint folder that holds the trainer's state (optimizer,
 /// scheduler, data order, generators): a checkpoint without it cannot be resumed.
 pub const TRAINER_STATE: &str = "trainer_state.json";

@@ -4,6 +4,10 @@ use simsweep_engine::cli::{self, EngineCli};
 
 fn main() {
     let cli = EngineCli::parse();
+    if simsweep_core::check_args_only() {
+        eprintln!("simsweep: the arguments parse (SIMSWEEP_CHECK_ARGS=1: nothing was done)");
+        std::process::exit(0);
+    }
     simsweep_engine::runtime::init();
     let code = match cli::main_with(cli) {
         Ok(code) => code,
