@@ -389,6 +389,7 @@ pub fn query(runs: usize, metrics: usize, steps: usize, out: Option<&Path>) -> R
         mode,
         goal: None,
         by: None,
+        level: 0.95,
     };
     let exe = std::env::current_exe()?;
     // Each entry: what is timed, and a closure that does it once and says what it produced.

@@ -349,6 +349,11 @@ fn the_report_is_one_self_contained_html_file() {
         "Singular value spectrum",
         "Gradient components",
         "Per-layer token_anisotropy",
+        "Parallel coordinates: swept keys against best stsb_dev",
+        "<h2 id=\"stats\">Seed statistics and which settings matter</h2>",
+        "Best stsb_dev per configuration: 95 % intervals",
+        "Which settings matter (best stsb_dev)",
+        "seed (residual)",
         "<h2 id=\"runs\">Runs</h2>",
         "pending",
         // The sweep file, escaped.
@@ -361,8 +366,9 @@ fn the_report_is_one_self_contained_html_file() {
     for run in store.sweep_runs("s").unwrap() {
         assert!(html.contains(&run.run_id), "run {} missing", run.run_id);
     }
-    // Ten charts, all drawn: curves ×2, final ×3, align-uniform, spectrum, gradients, layers ×2.
-    assert_eq!(html.matches("<svg ").count(), 10);
+    // Twelve charts, all drawn: curves ×2, final ×3, parallel coordinates, align-uniform,
+    // spectrum, gradients, layers ×2, and the importance bars.
+    assert_eq!(html.matches("<svg ").count(), 12);
     assert!(!html.contains("Not drawn"));
     assert!(html.contains(">\nmodel.pooling=cls\n<"), "a facet title");
     // Without per-layer probes the layer charts are left out, not failed.
@@ -372,7 +378,7 @@ fn the_report_is_one_self_contained_html_file() {
     assert!(r.status.success(), "{}", text(&r.stderr));
     let html = std::fs::read_to_string(&out).unwrap();
     check_self_contained(&html);
-    assert_eq!(html.matches("<svg ").count(), 8);
+    assert_eq!(html.matches("<svg ").count(), 10);
     assert!(!html.contains("Per-layer"));
 }
 

@@ -187,7 +187,7 @@ fn best_gives_mean_and_sample_std_over_seeds_best_group_first() {
     let (_d, db) = fixture();
     let table = ok(&db, &["best", "t", "--metric", "stsb_dev"]);
     let lines: Vec<&str> = table.lines().collect();
-    assert_eq!(lines[0], "stsb_dev: best over steps (higher is better) — sweep t, 10 done runs in 4 groups; mean ± sample std (n−1) over each group's runs");
+    assert!(lines[0].starts_with("stsb_dev: best over steps (higher is better) — sweep t, 10 done runs in 4 groups; mean ± sample std (n−1) over each group's runs, 95% CI of the mean (Student t); Δ vs the best group"), "{}", lines[0]);
     assert_eq!(
         lines[1]
             .split("  ")
@@ -199,23 +199,69 @@ fn best_gives_mean_and_sample_std_over_seeds_best_group_first() {
             "model.pooling",
             "mean ± std",
             "n",
+            "95% CI",
+            "median",
             "min",
-            "max"
+            "max",
+            "Δ vs best",
+            "p (Holm)",
+            "≈best"
         ]
     );
-    assert!(
-        lines[2].starts_with("0.05")
-            && lines[2].contains("avg")
-            && lines[2].contains("72.00 ± 2.00  3  70.00  74.00"),
-        "{}",
-        lines[2]
+    // t(0.975, 2) · 2/√3 = 4.968: 72 ± 4.97; the paired differences (seeds 1–3) are exactly
+    // −4 and −10, so their intervals have no width and p is 0.
+    let cols = |l: &str| -> Vec<String> {
+        l.split("  ")
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.trim().to_string())
+            .collect()
+    };
+    assert_eq!(
+        cols(lines[2]),
+        [
+            "0.05",
+            "avg",
+            "72.00 ± 2.00",
+            "3",
+            "[67.03, 76.97]",
+            "72.00",
+            "70.00",
+            "74.00",
+            "best",
+            "-"
+        ]
     );
-    assert!(lines[3].contains("68.00 ± 2.00"), "{}", lines[3]);
+    assert_eq!(
+        cols(lines[3]),
+        [
+            "0.1",
+            "avg",
+            "68.00 ± 2.00",
+            "3",
+            "[63.03, 72.97]",
+            "68.00",
+            "66.00",
+            "70.00",
+            "-4.00 [-4.00, -4.00]",
+            "0 (0)"
+        ]
+    );
     assert!(lines[4].contains("62.00 ± 2.00"), "{}", lines[4]);
-    assert!(
-        lines[5].contains("50.00") && lines[5].contains("  1  "),
-        "{}",
-        lines[5]
+    // One run: no spread and no interval, said so (not shown as 0).
+    assert_eq!(
+        cols(lines[5]),
+        [
+            "0.1",
+            "cls",
+            "50.00",
+            "1",
+            "n/a (n=1)",
+            "50.00",
+            "50.00",
+            "50.00",
+            "-22.00",
+            "n/a (n=1)"
+        ]
     );
     // CSV: full precision, empty std for a single run.
     let csv = ok(
@@ -225,10 +271,18 @@ fn best_gives_mean_and_sample_std_over_seeds_best_group_first() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "train.temperature,model.pooling,n,runs,mean,std,min,max"
+        "train.temperature,model.pooling,n,runs,mean,std,min,max,sem,ci_low,ci_high,median,diff_vs_best,diff_ci_low,diff_ci_high,p_vs_best,p_adjusted,tied_with_best"
     );
-    assert_eq!(lines[1], "0.05,avg,3,3,72.0,2.0,70.0,74.0");
-    assert_eq!(lines[4], "0.1,cls,1,1,50.0,,50.0,50.0");
+    assert!(
+        lines[1].starts_with("0.05,avg,3,3,72.0,2.0,70.0,74.0,1.1547005383792517,67.0317245764993"),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[1].ends_with(",72.0,0.0,,,,,true"), "{}", lines[1]);
+    assert_eq!(
+        lines[4],
+        "0.1,cls,1,1,50.0,,50.0,50.0,,,,50.0,-22.0,,,,,false"
+    );
     // Final values, grouped by pooling only.
     let j: Value = serde_json::from_str(&ok(
         &db,
@@ -644,4 +698,389 @@ fn the_query_benchmark_builds_once_and_times_the_queries() {
     .unwrap();
     assert_eq!(j["by"], json!(["train.temperature", "model.pooling"]));
     assert_eq!(j["groups"][0]["n"], 4);
+}
+
+/// Sweep `n`: pooling avg / cls / mean × seeds 1–4, values chosen so that `mean` cannot be told
+/// apart from `avg` (the best) and `cls` can.
+fn noisy_fixture() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let text = "[sweep]\nname = \"n\"\nseeds = [1, 2, 3, 4]\n[base]\nmodel.path = \"m\"\ndata.train = [\"w.txt\"]\n[grid]\n\"model.pooling\" = [\"avg\", \"cls\", \"avg_top2\"]\n\"train.temperature\" = [0.05, 0.1]\n";
+    let sweep = simsweep_core::spec::parse(Path::new("n.toml"), text).unwrap();
+    let mut store = Store::open(&db).unwrap();
+    store.plan(&sweep).unwrap();
+    let runs = store.sweep_runs("n").unwrap();
+    let writer = Writer::spawn(&db).unwrap();
+    let tx = writer.sender();
+    let noise = [0.4, -0.7, 1.1, -0.3];
+    for r in &runs {
+        let pooling = r.config["model.pooling"].as_str().unwrap().to_string();
+        let t = r.config["train.temperature"].as_f64().unwrap();
+        let base = match pooling.as_str() {
+            "avg" => 72.0,
+            "avg_top2" => 71.8,
+            _ => 60.0,
+        } + if t == 0.1 { -1.0 } else { 0.0 };
+        let seed = r.config["seed"].as_i64().unwrap();
+        let v = base + noise[(seed - 1) as usize] * if pooling == "avg_top2" { -1.0 } else { 1.0 };
+        tx.send(Write::Metrics(vec![
+            MetricRow {
+                run_pk: r.run_pk,
+                step: 100,
+                layer: -1,
+                name: Arc::from("stsb_dev"),
+                value: v,
+            },
+            MetricRow {
+                run_pk: r.run_pk,
+                step: 100,
+                layer: -1,
+                name: Arc::from("avg"),
+                value: v - 5.0,
+            },
+        ]))
+        .unwrap();
+    }
+    drop(tx);
+    writer.finish().unwrap();
+    for r in &runs {
+        store.finish_run(r.run_pk, "done", Some(100), None).unwrap();
+    }
+    (dir, db)
+}
+
+#[test]
+fn groups_indistinguishable_from_the_best_are_marked_in_every_format() {
+    let (_d, db) = noisy_fixture();
+    let j: Value = serde_json::from_str(&ok(
+        &db,
+        &["best", "n", "--metric", "stsb_dev", "--format", "json"],
+    ))
+    .unwrap();
+    let g = j["groups"].as_array().unwrap();
+    assert_eq!(g.len(), 6);
+    for k in [
+        "n",
+        "mean",
+        "std",
+        "sem",
+        "ci_low",
+        "ci_high",
+        "min",
+        "max",
+        "median",
+        "diff_vs_best",
+        "diff_ci_low",
+        "diff_ci_high",
+        "p_vs_best",
+        "p_adjusted",
+        "tied_with_best",
+    ] {
+        assert!(g[1].get(k).is_some(), "{k}");
+    }
+    assert_eq!(
+        g[0]["params"],
+        json!({"model.pooling": "avg", "train.temperature": 0.05})
+    );
+    assert_eq!(g[0]["tied_with_best"], true);
+    assert_eq!(g[0]["diff_vs_best"], 0.0);
+    // avg_top2 at 0.05 (71.8 with the noise mirrored) is tied with the best; cls is not.
+    let tied: Vec<String> = g
+        .iter()
+        .filter(|x| x["tied_with_best"] == true)
+        .map(|x| {
+            format!(
+                "{} {}",
+                x["params"]["model.pooling"].as_str().unwrap(),
+                x["params"]["train.temperature"]
+            )
+        })
+        .collect();
+    assert!(tied.contains(&"avg_top2 0.05".to_string()), "{tied:?}");
+    assert!(tied.iter().all(|t| !t.starts_with("cls")), "{tied:?}");
+    assert!(g
+        .iter()
+        .filter(|x| x["params"]["model.pooling"] == "cls")
+        .all(|x| x["p_adjusted"].as_f64().unwrap() < 0.05));
+    assert_eq!(g[1]["test"], "paired");
+    // Holm: adjusted ≥ raw, at most 1.
+    for x in &g[1..] {
+        let (p, a) = (
+            x["p_vs_best"].as_f64().unwrap(),
+            x["p_adjusted"].as_f64().unwrap(),
+        );
+        assert!(a >= p && a <= 1.0, "{p} {a}");
+    }
+    // Two-way table (SimCSE Table D.1): pooler × temperature, best bold, tied underlined.
+    let tex = ok(
+        &db,
+        &[
+            "best",
+            "n",
+            "--metric",
+            "stsb_dev",
+            "--pivot",
+            "model.pooling,train.temperature",
+            "--format",
+            "latex",
+            "--digits",
+            "1",
+        ],
+    );
+    assert!(
+        tex.contains("\\begin{tabular}{lrr}")
+            && tex.contains("\\toprule")
+            && tex.contains("\\bottomrule"),
+        "{tex}"
+    );
+    assert!(
+        tex.contains("model.pooling \\textbackslash{} train.temperature & 0.05 & 0.1 \\\\"),
+        "{tex}"
+    );
+    assert!(tex.contains("avg & \\textbf{72.1 $\\pm$ 0.8}"), "{tex}");
+    assert!(
+        tex.contains("avg\\_top2 & \\underline{71.7 $\\pm$ 0.8}"),
+        "{tex}"
+    );
+    assert!(!tex.contains("cls & \\underline"), "{tex}");
+    // Metrics side by side (SimCSE Table 1), Markdown.
+    let md = ok(
+        &db,
+        &[
+            "best",
+            "n",
+            "--metric",
+            "stsb_dev,avg",
+            "--by",
+            "model.pooling",
+            "--format",
+            "markdown",
+            "--spread",
+            "none",
+            "--digits",
+            "2",
+        ],
+    );
+    let lines: Vec<&str> = md.lines().collect();
+    assert_eq!(lines[0], "| model.pooling | stsb_dev | avg |");
+    assert_eq!(lines[1], "|---|--:|--:|");
+    assert!(
+        lines[2].starts_with("| avg | **71.62** | **66.62** |"),
+        "{md}"
+    );
+    assert!(md.contains("<ins>"), "{md}");
+    // CSV of several metrics: long, one line per metric and group.
+    let csv = ok(
+        &db,
+        &["best", "n", "--metric", "stsb_dev,avg", "--format", "csv"],
+    );
+    assert_eq!(csv.lines().count(), 1 + 2 * 6);
+    assert!(csv
+        .lines()
+        .next()
+        .unwrap()
+        .starts_with("model.pooling,train.temperature,metric,n,mean"));
+    // --ci changes the intervals and the ties.
+    let narrow: Value = serde_json::from_str(&ok(
+        &db,
+        &[
+            "best", "n", "--metric", "stsb_dev", "--format", "json", "--ci", "0.5",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(narrow["level"], 0.5);
+    let w = |v: &Value| {
+        v["groups"][0]["ci_high"].as_f64().unwrap() - v["groups"][0]["ci_low"].as_f64().unwrap()
+    };
+    assert!(w(&narrow) < w(&j));
+}
+
+#[test]
+fn paper_table_options_are_checked() {
+    let (_d, db) = noisy_fixture();
+    let e = bad(
+        &db,
+        &[
+            "best",
+            "n",
+            "--metric",
+            "stsb_dev",
+            "--pivot",
+            "train.lr,model.pooling",
+        ],
+    );
+    assert!(
+        e.contains(
+            "--pivot train.lr: not a swept key of sweep n; swept: model.pooling, train.temperature"
+        ),
+        "{e}"
+    );
+    let e = bad(&db, &["best", "n", "--metric", "stsb_dev", "--ci", "1.5"]);
+    assert!(
+        e.contains("--ci 1.5: a confidence level between 0 and 1"),
+        "{e}"
+    );
+    let e = bad(
+        &db,
+        &[
+            "best",
+            "n",
+            "--metric",
+            "stsb_dev",
+            "--pivot",
+            "model.pooling",
+        ],
+    );
+    assert!(e.contains("--pivot model.pooling: two swept keys"), "{e}");
+    let e = bad(
+        &db,
+        &[
+            "best",
+            "n",
+            "--metric",
+            "stsb_dev,avg",
+            "--pivot",
+            "model.pooling,train.temperature",
+        ],
+    );
+    assert!(e.contains("--pivot lays out one metric"), "{e}");
+    let e = bad(
+        &db,
+        &[
+            "best",
+            "n",
+            "--metric",
+            "stsb_dev",
+            "--by",
+            "model.pooling",
+            "--pivot",
+            "model.pooling,train.temperature",
+        ],
+    );
+    assert!(e.contains("leave out --by"), "{e}");
+    let e = bad(
+        &db,
+        &[
+            "best", "n", "--metric", "stsb_dev", "--seeds", "all", "--format", "latex",
+        ],
+    );
+    assert!(e.contains("--seeds all"), "{e}");
+    let e = bad(&db, &["best", "n", "--metric", "stsb_dev,nope"]);
+    assert!(e.contains("nope"), "{e}");
+    let e = bad(&db, &["importance", "n", "--metric", "nope"]);
+    assert!(e.contains("nope"), "{e}");
+}
+
+#[test]
+fn importance_decomposes_a_grid_and_draws_its_bars() {
+    let (d, db) = noisy_fixture();
+    let out = ok(
+        &db,
+        &[
+            "importance",
+            "n",
+            "--metric",
+            "stsb_dev",
+            "--format",
+            "json",
+            "-o",
+            &d.path().join("imp.svg").display().to_string(),
+        ],
+    );
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["method"], "anova");
+    let terms: Vec<&str> = j["terms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["term"].as_str().unwrap())
+        .collect();
+    assert_eq!(terms[0], "model.pooling", "{terms:?}");
+    assert_eq!(*terms.last().unwrap(), "seed (residual)");
+    assert!(terms.contains(&"model.pooling × train.temperature"));
+    let total: f64 = j["terms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["share"].as_f64().unwrap())
+        .sum();
+    assert!((total - 1.0).abs() < 1e-12, "{total}");
+    assert!(j["terms"][0]["share"].as_f64().unwrap() > 0.95);
+    let svg = std::fs::read_to_string(d.path().join("imp.svg")).unwrap();
+    assert!(
+        svg.contains("<svg") && svg.contains("model.pooling") && svg.contains("seed (residual)")
+    );
+    let table = ok(&db, &["importance", "n", "--metric", "stsb_dev"]);
+    assert!(
+        table
+            .lines()
+            .next()
+            .unwrap()
+            .contains("full grid 3 × 2 (6 cells), 4 seeds per cell; ANOVA"),
+        "{table}"
+    );
+    // Parallel coordinates of the same sweep.
+    ok(
+        &db,
+        &[
+            "plot",
+            "n",
+            "--kind",
+            "parallel",
+            "--metric",
+            "stsb_dev",
+            "-o",
+            &d.path().join("par.svg").display().to_string(),
+        ],
+    );
+    let svg = std::fs::read_to_string(d.path().join("par.svg")).unwrap();
+    for t in ["model.pooling", "train.temperature", "avg_top2", "stsb_dev"] {
+        assert!(svg.contains(t), "{t}");
+    }
+}
+
+#[test]
+fn importance_of_a_random_search_uses_a_forest() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let text = "[sweep]\nname = \"r\"\nseeds = [1]\n[base]\nmodel.path = \"m\"\ndata.train = [\"w.txt\"]\n[random]\nn = 40\nseed = 3\n\"train.lr\" = { log_uniform = [1e-5, 1e-3] }\n\"train.temperature\" = { uniform = [0.01, 0.5] }\n";
+    let sweep = simsweep_core::spec::parse(Path::new("r.toml"), text).unwrap();
+    let mut store = Store::open(&db).unwrap();
+    store.plan(&sweep).unwrap();
+    let runs = store.sweep_runs("r").unwrap();
+    let writer = Writer::spawn(&db).unwrap();
+    let tx = writer.sender();
+    for r in &runs {
+        // The metric follows the temperature only.
+        let t = r.config["train.temperature"].as_f64().unwrap();
+        tx.send(Write::Metrics(vec![MetricRow {
+            run_pk: r.run_pk,
+            step: 10,
+            layer: -1,
+            name: Arc::from("stsb_dev"),
+            value: 80.0 - 40.0 * t,
+        }]))
+        .unwrap();
+    }
+    drop(tx);
+    writer.finish().unwrap();
+    for r in &runs {
+        store.finish_run(r.run_pk, "done", Some(10), None).unwrap();
+    }
+    let j: Value = serde_json::from_str(&ok(
+        &db,
+        &[
+            "importance",
+            "r",
+            "--metric",
+            "stsb_dev",
+            "--format",
+            "json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(j["method"], "random_forest");
+    assert_eq!(j["terms"][0]["term"], "train.temperature");
+    assert!(j["terms"][0]["share"].as_f64().unwrap() > 0.8, "{j}");
+    assert!(j["oob_r2"].as_f64().unwrap() > 0.8, "{j}");
 }

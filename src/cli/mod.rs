@@ -7,6 +7,7 @@
 mod cache;
 mod charts;
 mod read;
+mod tables;
 
 use crate::query::output::{Format, RowWriter};
 use crate::query::{self, Condition, ExportFormat, Goal, Mode};
@@ -47,6 +48,7 @@ const PLOT_KINDS: &[(&str, crate::plot::Kind)] = &[
     ("spectrum", crate::plot::Kind::Spectrum),
     ("layers", crate::plot::Kind::Layers),
     ("gradients", crate::plot::Kind::Gradients),
+    ("parallel", crate::plot::Kind::Parallel),
 ];
 
 /// The arguments of a command the engine runs, passed on unchanged.
@@ -213,14 +215,19 @@ pub enum Command {
         #[arg(long, value_parser = choice(FORMATS), default_value = "table")]
         format: Format,
     },
-    /// The best (or final) value of a metric per group of settings, aggregated over seeds: mean ±
-    /// sample std (n−1), n, min, max; best group first. Only `done` runs unless --status is given.
+    /// The best (or final) value of a metric per group of settings, with seed statistics: mean ±
+    /// sample std (n−1), n, the confidence interval of the mean, median, min, max, and each group
+    /// against the best one (difference with its interval, p of a paired t-test over common seeds
+    /// or Welch's, Holm-adjusted; ≈ marks groups not distinguishable from the best). Best group
+    /// first. Only `done` runs unless --status is given. Paper tables: --format markdown|latex,
+    /// several metrics side by side (--metric a,b,c) or one two-way (--pivot ROW,COL).
     Best {
         /// The sweep's name.
         sweep: String,
-        /// The metric (as in `metric_values`: stsb_dev, avg, stsb_test, loss, alignment, sv_01, …).
-        #[arg(long)]
-        metric: String,
+        /// The metric (as in `metric_values`: stsb_dev, avg, stsb_test, loss, alignment, sv_01, …);
+        /// several, comma-separated, make a table with a column per metric.
+        #[arg(long, value_delimiter = ',', required = true)]
+        metric: Vec<String>,
         /// Settings that define a group (repeatable or comma-separated; default: every swept key,
         /// so a group's runs differ only in seed). `--by ''` pools all selected runs.
         #[arg(long, value_delimiter = ',', value_name = "KEY")]
@@ -240,11 +247,56 @@ pub enum Command {
         /// The layer of per-layer probe metrics (-1: the run's own representation).
         #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
         layer: i64,
+        /// Confidence level of the intervals and of "not distinguishable from the best"
+        /// (Holm-adjusted p ≥ 1 − LEVEL); between 0 and 1.
+        #[arg(long = "ci", value_name = "LEVEL", default_value_t = 0.95)]
+        ci: f64,
+        /// Paper tables (markdown, latex, several metrics, --pivot): what follows the mean,
+        /// `± std`, `± ci` (the interval's half-width) or nothing.
+        #[arg(long, value_enum, default_value_t = tables::Spread::Std)]
+        spread: tables::Spread,
+        /// Decimals of every value shown (default: four significant digits of the largest).
+        #[arg(long, value_name = "N")]
+        digits: Option<usize>,
+        /// Lay one metric out as a two-way table: rows the values of ROWKEY, columns those of
+        /// COLKEY (both swept keys; other keys pooled), e.g. `--pivot train.temperature,model.pooling`.
+        #[arg(long, value_name = "ROWKEY,COLKEY", value_delimiter = ',')]
+        pivot: Vec<String>,
         #[command(flatten)]
         select: SelectArgs,
-        /// table, csv or json (json: every group with its runs, whatever --seeds says).
+        /// table, csv, json (every group with its runs and statistics), markdown or latex
+        /// (booktabs; best bold, groups tied with the best underlined).
+        #[arg(long, value_parser = choice(tables::BEST_FORMATS), default_value = "table")]
+        format: tables::BestFormat,
+    },
+    /// Which settings matter: the share of a metric's variance (best or final per run) explained
+    /// by each swept key and each pair of keys. A full grid gets the ANOVA decomposition of its
+    /// cells (seeds as replicates: the residual is the seed's share; F-tests against it); a sweep
+    /// that is not a full grid (random search, holes) a random forest's out-of-bag permutation
+    /// importance. `-o FILE` also draws the shares as bars.
+    Importance {
+        /// The sweep's name.
+        sweep: String,
+        /// The metric.
+        #[arg(long)]
+        metric: String,
+        /// best: each run's best value over its steps; final: its last.
+        #[arg(long, value_parser = choice(MODES), default_value = "best")]
+        mode: Mode,
+        /// Which direction is better (default: the metric registry's).
+        #[arg(long, value_parser = choice(GOALS))]
+        goal: Option<Goal>,
+        /// The layer of per-layer probe metrics (-1: the run's own representation).
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        layer: i64,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// table, csv or json.
         #[arg(long, value_parser = choice(FORMATS), default_value = "table")]
         format: Format,
+        /// Also write the bar chart here (.svg or .png).
+        #[arg(short = 'o', long = "out")]
+        out: Option<PathBuf>,
     },
     /// Read-only SQL over the results database (views run_params, metric_values, runs_wide; see
     /// docs/schema.md). One statement; a statement that would write is refused.
@@ -282,7 +334,8 @@ pub enum Command {
     },
     /// Draw a chart of a sweep's results (SVG or PNG, from the -o extension): learning curves,
     /// final/best values against a swept key, the alignment–uniformity plane, the singular value
-    /// spectrum, per-layer probe profiles or the gradient components. See docs/cli.md.
+    /// spectrum, per-layer probe profiles, the gradient components, or parallel coordinates of
+    /// the swept keys against a metric. See docs/cli.md.
     Plot {
         /// The sweep's name.
         sweep: String,
@@ -661,11 +714,15 @@ pub fn main_with(cli: Cli) -> Result<i32> {
             goal,
             seeds,
             layer,
+            ci,
+            spread,
+            digits,
+            ref pivot,
             ref select,
             format,
         } => {
             let q = query::BestQuery {
-                metric: metric.clone(),
+                metric: metric[0].clone(),
                 layer,
                 mode,
                 goal,
@@ -675,8 +732,57 @@ pub fn main_with(cli: Cli) -> Result<i32> {
                         .cloned()
                         .collect()
                 }),
+                level: ci,
             };
-            read::quiet_pipe(read::best(&cli.db, sweep, &q, seeds, select, format))
+            let args = tables::BestArgs {
+                sweep,
+                metrics: metric.clone(),
+                query: q,
+                seeds,
+                select,
+                format,
+                spread,
+                digits,
+                pivot: match pivot.as_slice() {
+                    [] => None,
+                    [r, c] => Some((r.clone(), c.clone())),
+                    other => {
+                        return Err(BadInput(format!(
+                            "--pivot {}: two swept keys, ROWKEY,COLKEY",
+                            other.join(",")
+                        ))
+                        .into())
+                    }
+                },
+            };
+            read::quiet_pipe(tables::best(&cli.db, &args))
+        }
+        Command::Importance {
+            ref sweep,
+            ref metric,
+            mode,
+            goal,
+            layer,
+            ref select,
+            format,
+            ref out,
+        } => {
+            let q = query::BestQuery {
+                metric: metric.clone(),
+                layer,
+                mode,
+                goal,
+                by: None,
+                level: 0.95,
+            };
+            read::quiet_pipe(tables::importance(
+                &cli.db,
+                sweep,
+                &q,
+                select,
+                format,
+                out.as_deref(),
+            ))
         }
         Command::Query { ref sql, format } => {
             read::quiet_pipe(read::sql_query(&cli.db, sql, format))

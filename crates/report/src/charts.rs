@@ -8,7 +8,7 @@
 
 use super::data::{self, Layers, Run, SweepData};
 use super::figure::{
-    downsample, downsample_band, palette, smooth, Axis, Figure, LegendEntry, Markers, Panel,
+    downsample, downsample_band, palette, smooth, Axis, Figure, Label, LegendEntry, Markers, Panel,
     Series, GREY,
 };
 use super::{Kind, Mode, Request};
@@ -28,7 +28,7 @@ pub const GRADIENT_COMPONENTS: [&str; 4] = ["gd_mean", "w_entropy", "w_max", "ra
 pub fn default_metric(kind: Kind) -> Option<&'static str> {
     match kind {
         Kind::Curves => Some("loss"),
-        Kind::Final => Some("stsb_dev"),
+        Kind::Final | Kind::Parallel => Some("stsb_dev"),
         Kind::Layers => Some("token_anisotropy"),
         _ => None,
     }
@@ -70,6 +70,7 @@ pub fn figure(conn: &Connection, sweep: &SweepData, req: &Request) -> Result<Fig
         Kind::Spectrum => spectrum(conn, sweep, req)?,
         Kind::Layers => layers(conn, sweep, req, &metric)?,
         Kind::Gradients => gradients(conn, sweep, req)?,
+        Kind::Parallel => parallel(conn, sweep, req, &metric)?,
     };
     if let Some(t) = &req.title {
         fig.title = t.clone();
@@ -400,6 +401,7 @@ fn curves(conn: &Connection, sweep: &SweepData, req: &Request, metric: &str) -> 
             x_label: "step".into(),
             y_label: metric.into(),
             series: Vec::new(),
+            labels: Vec::new(),
         })
         .collect();
     let mut any_band = false;
@@ -525,6 +527,7 @@ fn final_values(
                 }
             ),
             series: Vec::new(),
+            labels: Vec::new(),
         })
         .collect();
     for ((f, c, st), pts) in series {
@@ -633,6 +636,7 @@ fn align_uniform(conn: &Connection, sweep: &SweepData, req: &Request) -> Result<
             x_label: "uniformity  ℓ_uniform".into(),
             y_label: "alignment  ℓ_align".into(),
             series: Vec::new(),
+            labels: Vec::new(),
         })
         .collect();
     let (mut first, mut last) = (i64::MAX, i64::MIN);
@@ -758,6 +762,7 @@ fn profile_chart(
             x_label: x_label.into(),
             y_label: y_label.into(),
             series: Vec::new(),
+            labels: Vec::new(),
         })
         .collect();
     // Line styles: the style keys, and the step when steps are not the facets.
@@ -980,6 +985,7 @@ fn gradients(conn: &Connection, sweep: &SweepData, req: &Request) -> Result<Figu
                 x_label: "step".into(),
                 y_label: c.to_string(),
                 series: Vec::new(),
+                labels: Vec::new(),
             });
         }
     }
@@ -1032,6 +1038,261 @@ fn gradients(conn: &Connection, sweep: &SweepData, req: &Request) -> Result<Figu
         panels,
         note: smooth_note(req.smooth),
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parallel coordinates and importance bars.
+
+/// Where a run sits on one parallel axis, 0..1.
+type AxisPos = Box<dyn Fn(&Run) -> f64>;
+
+/// Parallel coordinates: an axis per swept key and one for the metric (each scaled to its own
+/// range; categorical keys spaced evenly in plan order, numeric keys by value, on a log scale when
+/// positive and spanning a factor of 10 or more), a line per run coloured by its metric value
+/// (cividis, dark = low).
+fn parallel(conn: &Connection, sweep: &SweepData, req: &Request, metric: &str) -> Result<Figure> {
+    let mid = data::require_metric(conn, sweep, metric, Layers::Own)?;
+    let keys: Vec<String> = sweep.swept_keys.clone();
+    if keys.is_empty() {
+        return Err(BadInput(format!(
+            "sweep `{}` varies no setting: parallel coordinates need at least one swept key",
+            sweep.name
+        ))
+        .into());
+    }
+    let mut runs: Vec<(&Run, f64)> = Vec::new();
+    for r in &sweep.runs {
+        if let Some(s) = data::run_score(conn, r.pk, mid, metric, req.mode)? {
+            runs.push((r, s.value));
+        }
+    }
+    if runs.is_empty() {
+        return Err(BadInput(format!(
+            "no run of sweep `{}` has a value of {metric}",
+            sweep.name
+        ))
+        .into());
+    }
+    // Each key's position function to 0..1 and its axis labels.
+    let mut labels: Vec<Label> = Vec::new();
+    let mut pos: Vec<AxisPos> = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let x = i as f64;
+        let levels = sweep.values_of(k);
+        let nums: Option<Vec<f64>> = runs.iter().map(|(r, _)| r.value(k).as_f64()).collect();
+        match nums {
+            Some(v) if levels.len() > 1 => {
+                let (lo, hi) = v
+                    .iter()
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+                        (a.min(x), b.max(x))
+                    });
+                let log = lo > 0.0 && hi / lo >= 10.0;
+                let t = move |x: f64| if log { x.log10() } else { x };
+                let (tl, th) = (t(lo), t(hi));
+                let key = k.clone();
+                pos.push(Box::new(move |r: &Run| {
+                    (t(r.value(&key).as_f64().unwrap_or(lo)) - tl) / (th - tl).max(1e-300)
+                }));
+                for l in &levels {
+                    if let Ok(v) = l.parse::<f64>() {
+                        labels.push(Label {
+                            x: x + 0.05,
+                            y: (t(v) - tl) / (th - tl).max(1e-300),
+                            text: l.clone(),
+                            left: true,
+                        });
+                    }
+                }
+                if log {
+                    labels.push(Label {
+                        x,
+                        y: -0.09,
+                        text: "(log)".into(),
+                        left: false,
+                    });
+                }
+            }
+            _ => {
+                let n = levels.len();
+                let at = move |j: usize| {
+                    if n > 1 {
+                        j as f64 / (n - 1) as f64
+                    } else {
+                        0.5
+                    }
+                };
+                for (j, l) in levels.iter().enumerate() {
+                    labels.push(Label {
+                        x: x + 0.05,
+                        y: at(j),
+                        text: l.clone(),
+                        left: true,
+                    });
+                }
+                let key = k.clone();
+                let lv = levels.clone();
+                pos.push(Box::new(move |r: &Run| {
+                    let d = r.display(&key);
+                    at(lv.iter().position(|x| *x == d).unwrap_or(0))
+                }));
+            }
+        }
+    }
+    let (lo, hi) = runs
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (_, v)| {
+            (a.min(*v), b.max(*v))
+        });
+    let norm = |v: f64| if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
+    let m = keys.len() as f64;
+    for (j, f) in [0.0, 0.5, 1.0].iter().enumerate() {
+        let v = lo + (hi - lo) * f;
+        if j == 1 && hi <= lo {
+            continue;
+        }
+        labels.push(Label {
+            x: m + 0.05,
+            y: *f,
+            text: format!("{v:.4}"),
+            left: true,
+        });
+    }
+    let mut series: Vec<Series> = Vec::new();
+    // The axes, grey, under the runs.
+    for i in 0..=keys.len() {
+        series.push(Series::line(
+            String::new(),
+            super::figure::Rgb(0xBB, 0xBB, 0xBB),
+            0,
+            vec![(i as f64, 0.0), (i as f64, 1.0)],
+        ));
+    }
+    // Runs drawn low to high, so the best lie on top.
+    let mut order: Vec<usize> = (0..runs.len()).collect();
+    let lower = data::lower_is_better(metric)?;
+    order.sort_by(|&a, &b| {
+        let o = runs[a].1.total_cmp(&runs[b].1);
+        if lower {
+            o.reverse()
+        } else {
+            o
+        }
+    });
+    for &i in &order {
+        let (r, v) = runs[i];
+        let mut pts: Vec<(f64, f64)> = pos
+            .iter()
+            .enumerate()
+            .map(|(k, p)| (k as f64, p(r)))
+            .collect();
+        pts.push((m, norm(v)));
+        let shade = (norm(v) * 255.0).round() as usize;
+        let mut s = Series::line(
+            format!("{} {metric}={v:.4}", r.id),
+            palette(shade, 256),
+            0,
+            pts,
+        );
+        s.markers = Markers::All;
+        series.push(s);
+    }
+    let mut names: Vec<String> = keys.clone();
+    names.push(metric.to_string());
+    let mut x = Axis::categorical(names);
+    x.lo = -0.3;
+    x.hi = m + 0.7;
+    let panel = Panel {
+        title: None,
+        x,
+        y: Axis::linear(-0.14, 1.06),
+        x_label: String::new(),
+        y_label: "each axis scaled to its own range".into(),
+        series,
+        labels,
+    };
+    let mode = match req.mode {
+        Mode::Best => "best",
+        Mode::Final => "final",
+    };
+    Ok(Figure {
+        title: format!("{}: swept keys against {mode} {metric}", sweep.name),
+        cols: 1,
+        panels: vec![panel],
+        legend: vec![
+            LegendEntry::Heading(format!("{mode} {metric}")),
+            LegendEntry::Line {
+                label: format!("{lo:.4} (lowest)"),
+                color: palette(0, 256),
+                dash: 0,
+                marker: true,
+            },
+            LegendEntry::Line {
+                label: format!("{hi:.4} (highest)"),
+                color: palette(255, 256),
+                dash: 0,
+                marker: true,
+            },
+        ],
+        note: Some(format!("{} runs with a value", runs.len())),
+    })
+}
+
+/// The shares of [`simsweep_core::query::importance::Importance`] as bars, largest first.
+pub fn importance_figure(imp: &simsweep_core::query::importance::Importance) -> Figure {
+    let names: Vec<String> = imp.terms.iter().map(|t| t.term.clone()).collect();
+    let bars: Vec<(f64, f64)> = imp
+        .terms
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (i as f64, 100.0 * t.share))
+        .collect();
+    let top = bars.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1.0);
+    let mut s = Series::line("share".into(), super::figure::OKABE_ITO[0], 0, Vec::new());
+    s.bars = bars.clone();
+    let labels = bars
+        .iter()
+        .map(|&(x, h)| Label {
+            x,
+            y: h + top * 0.05,
+            text: format!("{h:.1} %"),
+            left: false,
+        })
+        .collect();
+    let n = names.len();
+    // Terms are numbered on the axis and named in the legend (the names are long).
+    let mut x = Axis::categorical((1..=n).map(|i| i.to_string()).collect());
+    x.n_labels = n.max(1);
+    let mut legend = vec![LegendEntry::Heading("terms".into())];
+    legend.extend(
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, t)| LegendEntry::Heading(format!("{}  {t}", i + 1))),
+    );
+    Figure {
+        title: format!(
+            "{}: variance of {} {} by term",
+            imp.sweep,
+            match imp.mode {
+                Mode::Best => "best",
+                Mode::Final => "final",
+            },
+            imp.metric
+        ),
+        cols: 1,
+        panels: vec![Panel {
+            title: None,
+            x,
+            y: Axis::linear(0.0, top * 1.15),
+            x_label: String::new(),
+            y_label: "% of the variance".into(),
+            series: vec![s],
+            labels,
+        }],
+        legend,
+        note: Some(imp.note.replace("; ", ";\n").replace(": ", ":\n")),
+    }
 }
 
 #[cfg(test)]

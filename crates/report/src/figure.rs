@@ -78,6 +78,8 @@ pub struct Series {
     pub markers: Markers,
     /// A hollow circle at the first point and an arrowhead at the last (trajectories).
     pub trajectory: bool,
+    /// (x, height): filled bars from 0, 0.6 wide (bar charts).
+    pub bars: Vec<(f64, f64)>,
 }
 
 impl Series {
@@ -91,6 +93,7 @@ impl Series {
             error_bars: Vec::new(),
             markers: Markers::None,
             trajectory: false,
+            bars: Vec::new(),
         }
     }
 }
@@ -196,6 +199,17 @@ pub struct Panel {
     pub x_label: String,
     pub y_label: String,
     pub series: Vec<Series>,
+    /// Text at data coordinates (parallel coordinates' axis levels, bar values).
+    pub labels: Vec<Label>,
+}
+
+/// A text placed at data coordinates: starting there (`left`), or centred on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Label {
+    pub x: f64,
+    pub y: f64,
+    pub text: String,
+    pub left: bool,
 }
 
 /// A legend entry.

@@ -34,6 +34,8 @@ pub enum Kind {
     Layers,
     /// The gradient components gd_mean, w_entropy, w_max, ratio_mean against the step.
     Gradients,
+    /// Parallel coordinates of the swept keys against a metric, a line per run coloured by it.
+    Parallel,
 }
 
 impl Kind {
@@ -45,6 +47,7 @@ impl Kind {
             Kind::Spectrum => "spectrum",
             Kind::Layers => "layers",
             Kind::Gradients => "gradients",
+            Kind::Parallel => "parallel",
         }
     }
 }

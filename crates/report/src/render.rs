@@ -427,7 +427,26 @@ fn draw_panel<DB: DrawingBackend>(
             .map_err(de)?;
     }
     for s in &panel.series {
+        for &(x, h) in &s.bars {
+            let (lo, hi) = if h >= 0.0 { (0.0, h) } else { (h, 0.0) };
+            pa.draw(&Rectangle::new(
+                [(x - 0.3, lo), (x + 0.3, hi)],
+                color(s.color).mix(0.85).filled(),
+            ))
+            .map_err(de)?;
+        }
         draw_series(root, &chart, &pa, s, sty, &clip)?;
+    }
+    for l in &panel.labels {
+        let h = if l.left { HPos::Left } else { HPos::Center };
+        pa.draw(&Text::new(
+            l.text.clone(),
+            (l.x, l.y),
+            TextStyle::from(sty.font(11.5))
+                .color(&RGBColor(40, 40, 40))
+                .pos(Pos::new(h, VPos::Center)),
+        ))
+        .map_err(de)?;
     }
     Ok(())
 }

@@ -111,6 +111,14 @@ pub fn default_charts(conn: &Connection, sweep: &SweepData) -> Result<Vec<(Strin
             r,
         ));
     }
+    if !k.is_empty() {
+        let mut pc = Request::new(Kind::Parallel);
+        pc.metric = Some("stsb_dev".into());
+        out.push((
+            "Parallel coordinates: swept keys against best stsb_dev".into(),
+            pc,
+        ));
+    }
     let mut au = Request::new(Kind::AlignUniform);
     au.color_by = color.clone();
     out.push(("Alignment and uniformity (SimCSE Fig. 2)".into(), au));
@@ -407,6 +415,8 @@ pub fn html(conn: &Connection, sweep: &SweepData, db: &std::path::Path) -> Resul
         "<p class=\"meta\">best stsb_dev: the highest STS-B dev Spearman × 100 over a run's evaluations (step 0, the initial model, included); final stsb_dev: at the last evaluation; avg: the mean of STS12–16, STS-B test and SICK-R test scored with the best checkpoint. Mean ± sample std over the runs of the row; bold: the highest best stsb_dev.</p>"
     );
 
+    seed_statistics(&mut o, conn, sweep);
+
     // Charts.
     let _ = writeln!(o, "<h2 id=\"charts\">Charts</h2>");
     for (heading, svg) in &rendered {
@@ -499,4 +509,128 @@ pub fn html(conn: &Connection, sweep: &SweepData, db: &std::path::Path) -> Resul
     );
     let _ = writeln!(o, "</body>\n</html>");
     Ok(o)
+}
+
+/// The seed statistics of best stsb_dev (intervals, the comparison with the best configuration,
+/// the groups not distinguishable from it) and which settings matter (the ANOVA or forest shares
+/// with their bar chart): the query layer's `best` and `importance`, as the CLI prints them.
+fn seed_statistics(o: &mut String, conn: &Connection, sweep: &SweepData) {
+    use simsweep_core::query;
+    let _ = writeln!(
+        o,
+        "<h2 id=\"stats\">Seed statistics and which settings matter</h2>"
+    );
+    let info = match query::sweep(conn, &sweep.name) {
+        Ok(i) => i,
+        Err(e) => {
+            let _ = writeln!(o, "<p class=\"missing\">{}</p>", esc(&e.to_string()));
+            return;
+        }
+    };
+    let sel = query::Selection::default().with_statuses(&["done"]);
+    let q = query::BestQuery {
+        metric: "stsb_dev".into(),
+        layer: -1,
+        mode: Mode::Best,
+        goal: None,
+        by: None,
+        level: 0.95,
+    };
+    match query::best(conn, &info, &sel, &q) {
+        Ok(b) => {
+            let _ = writeln!(
+                o,
+                "<h3>Best stsb_dev per configuration: 95 % intervals and the comparison with the best</h3>\n<table>\n<tr>{}<th>n</th><th>mean ± std</th><th>95 % CI</th><th>Δ vs best [95 % CI]</th><th>p (Holm)</th><th></th></tr>",
+                b.by.iter().map(|k| format!("<th>{}</th>", esc(k))).collect::<String>()
+            );
+            for (i, g) in b.groups.iter().enumerate() {
+                let keys: String = g
+                    .key
+                    .iter()
+                    .map(|v| format!("<td>{}</td>", esc(&simsweep_core::spec::value::display(v))))
+                    .collect();
+                let Some(st) = &g.stats else {
+                    let _ = writeln!(
+                        o,
+                        "<tr>{keys}<td class=\"num\">0</td><td colspan=\"5\">no value</td></tr>"
+                    );
+                    continue;
+                };
+                let ms = match st.std {
+                    Some(sd) => format!("{:.2} ± {sd:.2}", st.mean),
+                    None => format!("{:.2}", st.mean),
+                };
+                let ci = st.ci.map_or("n/a (one seed)".to_string(), |(lo, hi)| {
+                    format!("[{lo:.2}, {hi:.2}]")
+                });
+                let (diff, p, mark) = match (&g.vs_best, i) {
+                    (_, 0) => ("best".to_string(), "–".to_string(), ""),
+                    (Some(c), _) => (
+                        match c.diff_ci {
+                            Some((lo, hi)) => format!("{:+.2} [{lo:+.2}, {hi:+.2}]", c.diff),
+                            None => format!("{:+.2}", c.diff),
+                        },
+                        match (c.p, c.p_adjusted) {
+                            (Some(p), Some(a)) => format!("{p:.3} ({a:.3}, {})", c.test),
+                            _ => "n/a (one seed)".into(),
+                        },
+                        if c.tied_with_best { "≈ best" } else { "" },
+                    ),
+                    (None, _) => ("–".into(), "–".into(), ""),
+                };
+                let _ = writeln!(
+                    o,
+                    "<tr{}>{keys}<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{mark}</td></tr>",
+                    if i == 0 { " class=\"top\"" } else { "" },
+                    st.n,
+                    esc(&ms),
+                    esc(&ci),
+                    esc(&diff),
+                    esc(&p)
+                );
+            }
+            let _ = writeln!(o, "</table>\n<p class=\"meta\">95 % CI of the mean: Student t over the configuration's seeds. Δ: the configuration's mean minus the best's, with the interval and p-value of a paired t-test over the seeds both ran (Welch's t-test otherwise), Holm-adjusted over the table; ≈ best: adjusted p ≥ 0.05, not distinguishable from the best at that level. <code>simsweep best {} --metric stsb_dev</code> prints the same.</p>", esc(&sweep.name));
+        }
+        Err(e) => {
+            let _ = writeln!(o, "<p class=\"missing\">{}</p>", esc(&e.to_string()));
+        }
+    }
+    match query::importance::importance(conn, &info, &sel, &q) {
+        Ok(imp) => {
+            let _ = writeln!(
+                o,
+                "<h3>Which settings matter (best stsb_dev)</h3>\n<p class=\"meta\">{}{}</p>\n<table>\n<tr><th>term</th><th>share of the variance</th><th>F</th><th>p</th></tr>",
+                esc(&imp.note),
+                imp.oob_r2.map_or(String::new(), |r| format!("; out-of-bag R² {r:.3}"))
+            );
+            for t in &imp.terms {
+                let _ = writeln!(
+                    o,
+                    "<tr><td>{}</td><td class=\"num\">{:.1} %</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                    esc(&t.term),
+                    100.0 * t.share,
+                    t.f.map_or("–".into(), |f| format!("{f:.2}")),
+                    t.p.map_or("–".into(), |p| format!("{p:.2e}"))
+                );
+            }
+            let _ = writeln!(o, "</table>");
+            match super::render::svg(&charts::importance_figure(&imp), None) {
+                Ok(svg) => {
+                    // Inline SVG needs no namespace (and the report names no URL).
+                    let svg = svg.replacen(" xmlns=\"http://www.w3.org/2000/svg\"", "", 1);
+                    let _ = writeln!(o, "<div class=\"chart\">\n{svg}\n</div>");
+                }
+                Err(e) => {
+                    let _ = writeln!(o, "<p class=\"missing\">{}</p>", esc(&e.to_string()));
+                }
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(
+                o,
+                "<p class=\"missing\">Which settings matter: {}</p>",
+                esc(&e.to_string())
+            );
+        }
+    }
 }

@@ -8,7 +8,9 @@
 //! run's values of one metric at one layer are one contiguous range of the B-tree, so the cost of a
 //! question grows with the runs it asks about, not with the size of the database.
 
+pub mod importance;
 pub mod output;
+pub mod stats;
 #[cfg(test)]
 mod tests;
 
@@ -586,50 +588,7 @@ fn no_values_error<T>(
 // ---------------------------------------------------------------------------------------------
 // Statistics
 
-/// Summary of one group's values.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct Stats {
-    /// Number of values.
-    pub n: usize,
-    pub mean: f64,
-    /// Sample standard deviation (divisor n − 1); `None` for a single value.
-    pub std: Option<f64>,
-    pub min: f64,
-    pub max: f64,
-}
-
-/// Compensated (Neumaier) sum: ten values of 0.8 add up to 8, not 7.999999999999999.
-fn sum(xs: impl Iterator<Item = f64>) -> f64 {
-    let (mut s, mut c) = (0.0f64, 0.0f64);
-    for x in xs {
-        let t = s + x;
-        c += if s.abs() >= x.abs() {
-            (s - t) + x
-        } else {
-            (x - t) + s
-        };
-        s = t;
-    }
-    s + c
-}
-
-/// Mean, sample standard deviation (n − 1), min and max; `None` for no values.
-pub fn stats(values: &[f64]) -> Option<Stats> {
-    if values.is_empty() {
-        return None;
-    }
-    let n = values.len();
-    let mean = sum(values.iter().copied()) / n as f64;
-    let std =
-        (n > 1).then(|| (sum(values.iter().map(|x| (x - mean).powi(2))) / (n - 1) as f64).sqrt());
-    Some(Stats {
-        n,
-        mean,
-        std,
-        min: values.iter().copied().fold(f64::INFINITY, f64::min),
-        max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-    })
-}
+pub use stats::{stats, sum, Comparison, Stats, Term};
 
 // ---------------------------------------------------------------------------------------------
 // best
@@ -645,6 +604,8 @@ pub struct BestQuery {
     pub goal: Option<Goal>,
     /// Keys to group by; `None`: the swept keys (not `seed`), so groups differ only in seed.
     pub by: Option<Vec<String>>,
+    /// Confidence level of the intervals and of "tied with the best" (default 0.95).
+    pub level: f64,
 }
 
 /// One run's value within a group.
@@ -667,6 +628,11 @@ pub struct Group {
     pub runs: Vec<GroupRun>,
     /// Over the runs that have a value; `None` when none has.
     pub stats: Option<Stats>,
+    /// Against the best group (the first); `None` for the best group itself and for a group
+    /// without values.
+    pub vs_best: Option<Comparison>,
+    /// The group's position in plan order (groups are listed best first).
+    pub order: usize,
 }
 
 /// The answer of [`best`]: groups best first.
@@ -680,6 +646,8 @@ pub struct Best {
     pub by: Vec<String>,
     /// The statuses the runs were selected by (empty: any).
     pub statuses: Vec<String>,
+    /// The confidence level of the intervals.
+    pub level: f64,
     pub groups: Vec<Group>,
 }
 
@@ -733,6 +701,8 @@ pub fn best(conn: &Connection, sweep: &SweepInfo, sel: &Selection, q: &BestQuery
                     key,
                     runs: Vec::new(),
                     stats: None,
+                    vs_best: None,
+                    order: groups.len(),
                 });
                 groups.len() - 1
             });
@@ -747,7 +717,7 @@ pub fn best(conn: &Connection, sweep: &SweepInfo, sel: &Selection, q: &BestQuery
     for g in &mut groups {
         g.runs.sort_by_key(|r| r.seed);
         let vals: Vec<f64> = g.runs.iter().filter_map(|r| r.value).collect();
-        g.stats = stats(&vals);
+        g.stats = stats(&vals, q.level);
     }
     // Stable: equal means keep plan order.
     groups.sort_by(|a, b| match (&a.stats, &b.stats) {
@@ -763,6 +733,23 @@ pub fn best(conn: &Connection, sweep: &SweepInfo, sel: &Selection, q: &BestQuery
         (None, Some(_)) => std::cmp::Ordering::Greater,
         (None, None) => std::cmp::Ordering::Equal,
     });
+    if groups.first().is_some_and(|g| g.stats.is_some()) {
+        let values: Vec<Vec<(i64, f64)>> = groups
+            .iter()
+            .map(|g| {
+                g.runs
+                    .iter()
+                    .filter_map(|r| r.value.map(|v| (r.seed, v)))
+                    .collect()
+            })
+            .collect();
+        for (g, c) in groups
+            .iter_mut()
+            .zip(stats::compare_with_best(&values, 0, q.level))
+        {
+            g.vs_best = c;
+        }
+    }
     Ok(Best {
         sweep: sweep.name.clone(),
         metric: metric.name,
@@ -771,6 +758,7 @@ pub fn best(conn: &Connection, sweep: &SweepInfo, sel: &Selection, q: &BestQuery
         goal,
         by,
         statuses: sel.statuses.clone(),
+        level: q.level,
         groups,
     })
 }
@@ -783,18 +771,33 @@ impl Best {
         let groups: Vec<Value> = self
             .groups
             .iter()
-            .map(|g| {
+            .enumerate()
+            .map(|(i, g)| {
                 let params: serde_json::Map<String, Value> =
                     self.by.iter().cloned().zip(g.key.iter().cloned()).collect();
                 let s = g.stats.as_ref();
+                let c = g.vs_best.as_ref();
+                let best = i == 0 && s.is_some();
                 json!({
                     "params": params,
                     "n": s.map_or(0, |s| s.n),
                     "runs_total": g.runs.len(),
                     "mean": output::opt_num(s.map(|s| s.mean)),
                     "std": output::opt_num(s.and_then(|s| s.std)),
+                    "sem": output::opt_num(s.and_then(|s| s.sem)),
+                    "ci_low": output::opt_num(s.and_then(|s| s.ci).map(|c| c.0)),
+                    "ci_high": output::opt_num(s.and_then(|s| s.ci).map(|c| c.1)),
                     "min": output::opt_num(s.map(|s| s.min)),
                     "max": output::opt_num(s.map(|s| s.max)),
+                    "median": output::opt_num(s.map(|s| s.median)),
+                    "best": best,
+                    "diff_vs_best": if best { json!(0.0) } else { output::opt_num(c.map(|c| c.diff)) },
+                    "diff_ci_low": output::opt_num(c.and_then(|c| c.diff_ci).map(|d| d.0)),
+                    "diff_ci_high": output::opt_num(c.and_then(|c| c.diff_ci).map(|d| d.1)),
+                    "test": c.map(|c| c.test),
+                    "p_vs_best": output::opt_num(c.and_then(|c| c.p)),
+                    "p_adjusted": output::opt_num(c.and_then(|c| c.p_adjusted)),
+                    "tied_with_best": best || c.is_some_and(|c| c.tied_with_best),
                     "runs": g.runs.iter().map(|r| json!({
                         "run_id": r.run_id,
                         "seed": r.seed,
@@ -813,6 +816,7 @@ impl Best {
             "goal": self.goal,
             "by": self.by,
             "statuses": self.statuses,
+            "level": self.level,
             "groups": groups,
         })
     }

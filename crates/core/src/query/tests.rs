@@ -104,6 +104,7 @@ fn q(metric: &str) -> BestQuery {
         mode: Mode::Best,
         goal: None,
         by: None,
+        level: 0.95,
     }
 }
 
@@ -129,14 +130,14 @@ fn an_unknown_sweep_names_the_known_ones() {
 
 #[test]
 fn sample_statistics() {
-    let s = stats(&[1.0, 2.0, 3.0, 4.0]).unwrap();
+    let s = stats(&[1.0, 2.0, 3.0, 4.0], 0.95).unwrap();
     assert_eq!((s.n, s.mean, s.min, s.max), (4, 2.5, 1.0, 4.0));
     assert!((s.std.unwrap() - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
-    let one = stats(&[7.0]).unwrap();
+    let one = stats(&[7.0], 0.95).unwrap();
     assert_eq!((one.mean, one.std), (7.0, None));
-    assert!(stats(&[]).is_none());
+    assert!(stats(&[], 0.95).is_none());
     // Compensated sums: ten values of 0.8 average to 0.8 exactly.
-    let s = stats(&[0.8; 10]).unwrap();
+    let s = stats(&[0.8; 10], 0.95).unwrap();
     assert_eq!((s.mean, s.std), (0.8, Some(0.0)));
 }
 

@@ -146,7 +146,7 @@ pub static KEYS: &[KeySpec] = &[
     key("model.config.hidden_dropout_prob", PROB, None, "Override of config.json; with unsupervised SimCSE this is the augmentation (SimCSE Table 2 sweeps it)."),
     key("model.config.attention_probs_dropout_prob", PROB, None, "Override of config.json."),
     // ---- data
-    key("data.train", Kind::StrList, None, "Training files (required), relative to the data directory (--data-dir / SIMSWEEP_DATA_DIR) unless absolute."),
+    key("data.train", Kind::StrList, None, "Training files (required), relative to the data directory (--data-dir / SIMSWEEP_DATA_DIR) unless absolute. Tokenized once per content, tokenizer and `train.max_len` into the token cache, which later runs and processes map (`simsweep cache`, docs/cli.md)."),
     key("data.format", Kind::Choice(DATA_FORMATS), Some("\"auto\""), "`lines`: one sentence per line (wiki1m_for_simcse.txt); `nli_csv`: SimCSE's nli_for_simcse.csv (sent0, sent1, hard_neg); `snli`: SentEval's s1.*/s2.*/labels.* (name the s1 file). `auto` picks by file name (.csv → nli_csv, s1.* → snli, else lines)."),
     key("data.max_examples", int(0, BIG), Some("0"), "Use only the first N examples after shuffling (0 = all)."),
     key("data.shuffle", Kind::Bool, Some("true"), "Shuffle the training examples with the run's seed."),
