@@ -700,20 +700,51 @@ fn the_query_benchmark_builds_once_and_times_the_queries() {
     assert_eq!(j["groups"][0]["n"], 4);
 }
 
-/// Sweep `n`: pooling avg / cls / mean × seeds 1–4, values chosen so that `mean` cannot be told
-/// apart from `avg` (the best) and `cls` can.
-fn noisy_fixture() -> (tempfile::TempDir, PathBuf) {
+/// A database with sweep `text` planned and every run done at `step` with the values `values`
+/// gives it: (metric, value) pairs.
+fn recorded(
+    name: &str,
+    text: &str,
+    step: i64,
+    values: impl Fn(&simsweep_core::store::RunRow) -> Vec<(&'static str, f64)>,
+) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("r.db");
-    let text = "[sweep]\nname = \"n\"\nseeds = [1, 2, 3, 4]\n[base]\nmodel.path = \"m\"\ndata.train = [\"w.txt\"]\n[grid]\n\"model.pooling\" = [\"avg\", \"cls\", \"avg_top2\"]\n\"train.temperature\" = [0.05, 0.1]\n";
-    let sweep = simsweep_core::spec::parse(Path::new("n.toml"), text).unwrap();
+    let sweep = simsweep_core::spec::parse(Path::new(&format!("{name}.toml")), text).unwrap();
     let mut store = Store::open(&db).unwrap();
     store.plan(&sweep).unwrap();
-    let runs = store.sweep_runs("n").unwrap();
+    let runs = store.sweep_runs(name).unwrap();
     let writer = Writer::spawn(&db).unwrap();
     let tx = writer.sender();
-    let noise = [0.4, -0.7, 1.1, -0.3];
     for r in &runs {
+        let rows = values(r)
+            .into_iter()
+            .map(|(m, value)| MetricRow {
+                run_pk: r.run_pk,
+                step,
+                layer: -1,
+                name: Arc::from(m),
+                value,
+            })
+            .collect();
+        tx.send(Write::Metrics(rows)).unwrap();
+    }
+    drop(tx);
+    writer.finish().unwrap();
+    for r in &runs {
+        store
+            .finish_run(r.run_pk, "done", Some(step), None)
+            .unwrap();
+    }
+    (dir, db)
+}
+
+/// Sweep `n`: pooling avg / cls / avg_top2 × temperature 0.05 / 0.1 × seeds 1–4, values chosen so
+/// that avg_top2 at 0.05 cannot be told apart from the best (avg at 0.05) and cls can.
+fn noisy_fixture() -> (tempfile::TempDir, PathBuf) {
+    let text = "[sweep]\nname = \"n\"\nseeds = [1, 2, 3, 4]\n[base]\nmodel.path = \"m\"\ndata.train = [\"w.txt\"]\n[grid]\n\"model.pooling\" = [\"avg\", \"cls\", \"avg_top2\"]\n\"train.temperature\" = [0.05, 0.1]\n";
+    let noise = [0.4, -0.7, 1.1, -0.3];
+    recorded("n", text, 100, |r| {
         let pooling = r.config["model.pooling"].as_str().unwrap().to_string();
         let t = r.config["train.temperature"].as_f64().unwrap();
         let base = match pooling.as_str() {
@@ -723,30 +754,8 @@ fn noisy_fixture() -> (tempfile::TempDir, PathBuf) {
         } + if t == 0.1 { -1.0 } else { 0.0 };
         let seed = r.config["seed"].as_i64().unwrap();
         let v = base + noise[(seed - 1) as usize] * if pooling == "avg_top2" { -1.0 } else { 1.0 };
-        tx.send(Write::Metrics(vec![
-            MetricRow {
-                run_pk: r.run_pk,
-                step: 100,
-                layer: -1,
-                name: Arc::from("stsb_dev"),
-                value: v,
-            },
-            MetricRow {
-                run_pk: r.run_pk,
-                step: 100,
-                layer: -1,
-                name: Arc::from("avg"),
-                value: v - 5.0,
-            },
-        ]))
-        .unwrap();
-    }
-    drop(tx);
-    writer.finish().unwrap();
-    for r in &runs {
-        store.finish_run(r.run_pk, "done", Some(100), None).unwrap();
-    }
-    (dir, db)
+        vec![("stsb_dev", v), ("avg", v - 5.0)]
+    })
 }
 
 #[test]
@@ -898,75 +907,47 @@ fn groups_indistinguishable_from_the_best_are_marked_in_every_format() {
 #[test]
 fn paper_table_options_are_checked() {
     let (_d, db) = noisy_fixture();
-    let e = bad(
-        &db,
-        &[
-            "best",
-            "n",
-            "--metric",
-            "stsb_dev",
-            "--pivot",
-            "train.lr,model.pooling",
-        ],
-    );
-    assert!(
-        e.contains(
-            "--pivot train.lr: not a swept key of sweep n; swept: model.pooling, train.temperature"
+    let best = |extra: &[&str]| -> String {
+        let mut args = vec!["best", "n", "--metric"];
+        args.extend_from_slice(extra);
+        bad(&db, &args)
+    };
+    for (extra, want) in [
+        (
+            &["stsb_dev", "--pivot", "train.lr,model.pooling"][..],
+            "--pivot train.lr: not a swept key of sweep n; swept: model.pooling, train.temperature",
         ),
-        "{e}"
-    );
-    let e = bad(&db, &["best", "n", "--metric", "stsb_dev", "--ci", "1.5"]);
-    assert!(
-        e.contains("--ci 1.5: a confidence level between 0 and 1"),
-        "{e}"
-    );
-    let e = bad(
-        &db,
-        &[
-            "best",
-            "n",
-            "--metric",
-            "stsb_dev",
-            "--pivot",
-            "model.pooling",
-        ],
-    );
-    assert!(e.contains("--pivot model.pooling: two swept keys"), "{e}");
-    let e = bad(
-        &db,
-        &[
-            "best",
-            "n",
-            "--metric",
-            "stsb_dev,avg",
-            "--pivot",
-            "model.pooling,train.temperature",
-        ],
-    );
-    assert!(e.contains("--pivot lays out one metric"), "{e}");
-    let e = bad(
-        &db,
-        &[
-            "best",
-            "n",
-            "--metric",
-            "stsb_dev",
-            "--by",
-            "model.pooling",
-            "--pivot",
-            "model.pooling,train.temperature",
-        ],
-    );
-    assert!(e.contains("leave out --by"), "{e}");
-    let e = bad(
-        &db,
-        &[
-            "best", "n", "--metric", "stsb_dev", "--seeds", "all", "--format", "latex",
-        ],
-    );
-    assert!(e.contains("--seeds all"), "{e}");
-    let e = bad(&db, &["best", "n", "--metric", "stsb_dev,nope"]);
-    assert!(e.contains("nope"), "{e}");
+        (
+            &["stsb_dev", "--ci", "1.5"][..],
+            "--ci 1.5: a confidence level between 0 and 1",
+        ),
+        (
+            &["stsb_dev", "--pivot", "model.pooling"][..],
+            "--pivot model.pooling: two swept keys",
+        ),
+        (
+            &["stsb_dev,avg", "--pivot", "model.pooling,train.temperature"][..],
+            "--pivot lays out one metric",
+        ),
+        (
+            &[
+                "stsb_dev",
+                "--by",
+                "model.pooling",
+                "--pivot",
+                "model.pooling,train.temperature",
+            ][..],
+            "leave out --by",
+        ),
+        (
+            &["stsb_dev", "--seeds", "all", "--format", "latex"][..],
+            "--seeds all",
+        ),
+        (&["stsb_dev,nope"][..], "nope"),
+    ] {
+        let e = best(extra);
+        assert!(e.contains(want), "{extra:?}: {e}");
+    }
     let e = bad(&db, &["importance", "n", "--metric", "nope"]);
     assert!(e.contains("nope"), "{e}");
 }
@@ -1041,32 +1022,14 @@ fn importance_decomposes_a_grid_and_draws_its_bars() {
 
 #[test]
 fn importance_of_a_random_search_uses_a_forest() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("r.db");
     let text = "[sweep]\nname = \"r\"\nseeds = [1]\n[base]\nmodel.path = \"m\"\ndata.train = [\"w.txt\"]\n[random]\nn = 40\nseed = 3\n\"train.lr\" = { log_uniform = [1e-5, 1e-3] }\n\"train.temperature\" = { uniform = [0.01, 0.5] }\n";
-    let sweep = simsweep_core::spec::parse(Path::new("r.toml"), text).unwrap();
-    let mut store = Store::open(&db).unwrap();
-    store.plan(&sweep).unwrap();
-    let runs = store.sweep_runs("r").unwrap();
-    let writer = Writer::spawn(&db).unwrap();
-    let tx = writer.sender();
-    for r in &runs {
-        // The metric follows the temperature only.
-        let t = r.config["train.temperature"].as_f64().unwrap();
-        tx.send(Write::Metrics(vec![MetricRow {
-            run_pk: r.run_pk,
-            step: 10,
-            layer: -1,
-            name: Arc::from("stsb_dev"),
-            value: 80.0 - 40.0 * t,
-        }]))
-        .unwrap();
-    }
-    drop(tx);
-    writer.finish().unwrap();
-    for r in &runs {
-        store.finish_run(r.run_pk, "done", Some(10), None).unwrap();
-    }
+    // The metric follows the temperature only.
+    let (_d, db) = recorded("r", text, 10, |r| {
+        vec![(
+            "stsb_dev",
+            80.0 - 40.0 * r.config["train.temperature"].as_f64().unwrap(),
+        )]
+    });
     let j: Value = serde_json::from_str(&ok(
         &db,
         &[

@@ -248,52 +248,32 @@ fn one(
         return Ok(0);
     }
     if a.format == BestFormat::Csv {
+        // (column, key of the group in `to_json`).
+        const COLUMNS: [(&str, &str); 16] = [
+            ("n", "n"),
+            ("runs", "runs_total"),
+            ("mean", "mean"),
+            ("std", "std"),
+            ("min", "min"),
+            ("max", "max"),
+            ("sem", "sem"),
+            ("ci_low", "ci_low"),
+            ("ci_high", "ci_high"),
+            ("median", "median"),
+            ("diff_vs_best", "diff_vs_best"),
+            ("diff_ci_low", "diff_ci_low"),
+            ("diff_ci_high", "diff_ci_high"),
+            ("p_vs_best", "p_vs_best"),
+            ("p_adjusted", "p_adjusted"),
+            ("tied_with_best", "tied_with_best"),
+        ];
         let mut headers = b.by.clone();
-        headers.extend(
-            [
-                "n",
-                "runs",
-                "mean",
-                "std",
-                "min",
-                "max",
-                "sem",
-                "ci_low",
-                "ci_high",
-                "median",
-                "diff_vs_best",
-                "diff_ci_low",
-                "diff_ci_high",
-                "p_vs_best",
-                "p_adjusted",
-                "tied_with_best",
-            ]
-            .map(String::from),
-        );
+        headers.extend(COLUMNS.iter().map(|c| c.0.to_string()));
         let j = b.to_json();
         let mut w = RowWriter::new(out, Format::Csv, headers, "");
         for (g, gj) in b.groups.iter().zip(j["groups"].as_array().expect("groups")) {
             let mut r = g.key.clone();
-            for k in [
-                "n",
-                "runs_total",
-                "mean",
-                "std",
-                "min",
-                "max",
-                "sem",
-                "ci_low",
-                "ci_high",
-                "median",
-                "diff_vs_best",
-                "diff_ci_low",
-                "diff_ci_high",
-                "p_vs_best",
-                "p_adjusted",
-                "tied_with_best",
-            ] {
-                r.push(gj[k].clone());
-            }
+            r.extend(COLUMNS.iter().map(|c| gj[c.1].clone()));
             w.row(&r)?;
         }
         w.finish()?;
@@ -430,51 +410,32 @@ fn header_line(
 
 /// Several metrics, long: one line per (metric, group).
 fn long_csv(out: &mut impl Write, results: &[query::Best]) -> Result<()> {
+    const KEYS: [&str; 14] = [
+        "n",
+        "mean",
+        "std",
+        "sem",
+        "ci_low",
+        "ci_high",
+        "median",
+        "min",
+        "max",
+        "diff_vs_best",
+        "p_vs_best",
+        "p_adjusted",
+        "tied_with_best",
+        "best",
+    ];
     let mut headers = results[0].by.clone();
-    headers.extend(
-        [
-            "metric",
-            "n",
-            "mean",
-            "std",
-            "sem",
-            "ci_low",
-            "ci_high",
-            "median",
-            "min",
-            "max",
-            "diff_vs_best",
-            "p_vs_best",
-            "p_adjusted",
-            "tied_with_best",
-            "best",
-        ]
-        .map(String::from),
-    );
+    headers.push("metric".into());
+    headers.extend(KEYS.iter().map(|k| k.to_string()));
     let mut w = RowWriter::new(out, Format::Csv, headers, "");
     for b in results {
         let j = b.to_json();
         for (g, gj) in b.groups.iter().zip(j["groups"].as_array().expect("groups")) {
             let mut r = g.key.clone();
             r.push(json!(b.metric));
-            for k in [
-                "n",
-                "mean",
-                "std",
-                "sem",
-                "ci_low",
-                "ci_high",
-                "median",
-                "min",
-                "max",
-                "diff_vs_best",
-                "p_vs_best",
-                "p_adjusted",
-                "tied_with_best",
-                "best",
-            ] {
-                r.push(gj[k].clone());
-            }
+            r.extend(KEYS.iter().map(|k| gj[*k].clone()));
             w.row(&r)?;
         }
     }
@@ -599,60 +560,72 @@ fn cell_text(c: &Cell, d: usize, spread: Spread, pm: &str) -> String {
     }
 }
 
-fn plain(out: &mut impl Write, g: &Grid, d: usize, spread: Spread, caption: &str) -> Result<()> {
-    writeln!(out, "{caption} (here: * best, ≈ tied with the best)")?;
-    let mut headers = g.label_keys.clone();
-    headers.extend(g.columns.iter().cloned());
-    let rows: Vec<Vec<String>> = g
+/// How a paper table marks its cells.
+struct Style {
+    esc: fn(&str) -> String,
+    pm: &'static str,
+    best: fn(&str) -> String,
+    tied: fn(&str) -> String,
+    missing: &'static str,
+}
+
+/// The grid's heading and rows as text in `st`'s marks.
+fn grid_text(g: &Grid, d: usize, spread: Spread, st: &Style) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut head: Vec<String> = g.label_keys.iter().map(|s| (st.esc)(s)).collect();
+    head.extend(g.columns.iter().map(|s| (st.esc)(s)));
+    let rows = g
         .rows
         .iter()
         .zip(&g.cells)
         .map(|(labels, cells)| {
-            let mut r = labels.clone();
+            let mut r: Vec<String> = labels.iter().map(|s| (st.esc)(s)).collect();
             r.extend(cells.iter().map(|c| match c {
-                Some(c) => format!(
-                    "{}{}",
-                    cell_text(c, d, spread, " ± "),
+                Some(c) => {
+                    let t = cell_text(c, d, spread, st.pm);
                     if c.best {
-                        " *"
+                        (st.best)(&t)
                     } else if c.tied {
-                        " ≈"
+                        (st.tied)(&t)
                     } else {
-                        ""
+                        t
                     }
-                ),
-                None => "-".into(),
+                }
+                None => st.missing.into(),
             }));
             r
         })
         .collect();
-    out.write_all(crate::table::render(&headers, &rows).as_bytes())?;
+    (head, rows)
+}
+
+fn plain(out: &mut impl Write, g: &Grid, d: usize, spread: Spread, caption: &str) -> Result<()> {
+    writeln!(out, "{caption} (here: * best, ≈ tied with the best)")?;
+    let st = Style {
+        esc: |s| s.to_string(),
+        pm: " ± ",
+        best: |t| format!("{t} *"),
+        tied: |t| format!("{t} ≈"),
+        missing: "-",
+    };
+    let (head, rows) = grid_text(g, d, spread, &st);
+    out.write_all(crate::table::render(&head, &rows).as_bytes())?;
     Ok(())
 }
 
 fn markdown(out: &mut impl Write, g: &Grid, d: usize, spread: Spread, caption: &str) -> Result<()> {
-    let esc = |s: &str| s.replace('|', "\\|");
-    let mut head: Vec<String> = g.label_keys.iter().map(|s| esc(s)).collect();
-    head.extend(g.columns.iter().map(|s| esc(s)));
+    let st = Style {
+        esc: |s| s.replace('|', "\\|"),
+        pm: " ± ",
+        best: |t| format!("**{t}**"),
+        tied: |t| format!("<ins>{t}</ins>"),
+        missing: "–",
+    };
+    let (head, rows) = grid_text(g, d, spread, &st);
     writeln!(out, "| {} |", head.join(" | "))?;
     let mut rule: Vec<&str> = vec!["---"; g.label_keys.len()];
     rule.extend(std::iter::repeat_n("--:", g.columns.len()));
     writeln!(out, "|{}|", rule.join("|"))?;
-    for (labels, cells) in g.rows.iter().zip(&g.cells) {
-        let mut r: Vec<String> = labels.iter().map(|s| esc(s)).collect();
-        r.extend(cells.iter().map(|c| match c {
-            Some(c) => {
-                let t = cell_text(c, d, spread, " ± ");
-                if c.best {
-                    format!("**{t}**")
-                } else if c.tied {
-                    format!("<ins>{t}</ins>")
-                } else {
-                    t
-                }
-            }
-            None => "–".into(),
-        }));
+    for r in rows {
         writeln!(out, "| {} |", r.join(" | "))?;
     }
     writeln!(out)?;
@@ -697,26 +670,18 @@ fn latex(out: &mut impl Write, g: &Grid, d: usize, spread: Spread, caption: &str
         "l".repeat(g.label_keys.len()),
         "r".repeat(g.columns.len())
     )?;
+    let st = Style {
+        esc: tex,
+        pm: " $\\pm$ ",
+        best: |t| format!("\\textbf{{{t}}}"),
+        tied: |t| format!("\\underline{{{t}}}"),
+        missing: "--",
+    };
+    let (head, rows) = grid_text(g, d, spread, &st);
     writeln!(out, "\\toprule")?;
-    let mut head: Vec<String> = g.label_keys.iter().map(|s| tex(s)).collect();
-    head.extend(g.columns.iter().map(|s| tex(s)));
     writeln!(out, "{} \\\\", head.join(" & "))?;
     writeln!(out, "\\midrule")?;
-    for (labels, cells) in g.rows.iter().zip(&g.cells) {
-        let mut r: Vec<String> = labels.iter().map(|s| tex(s)).collect();
-        r.extend(cells.iter().map(|c| match c {
-            Some(c) => {
-                let t = cell_text(c, d, spread, " $\\pm$ ");
-                if c.best {
-                    format!("\\textbf{{{t}}}")
-                } else if c.tied {
-                    format!("\\underline{{{t}}}")
-                } else {
-                    t
-                }
-            }
-            None => "--".into(),
-        }));
+    for r in rows {
         writeln!(out, "{} \\\\", r.join(" & "))?;
     }
     writeln!(out, "\\bottomrule")?;

@@ -37,16 +37,7 @@ pub fn importance(
     q: &BestQuery,
 ) -> Result<Importance> {
     let metric = metric(conn, &q.metric)?;
-    let goal = match (q.goal, Goal::infer(&metric.name)) {
-        (Some(g), _) | (None, Some(g)) => g,
-        (None, None) if q.mode == Mode::Final => Goal::Max,
-        (None, None) => {
-            return input(format!(
-                "metric `{}` has no better direction (docs/schema.md, metric registry: neither); pass --goal max or --goal min, or --mode final",
-                metric.name
-            ))
-        }
-    };
+    let goal = goal_of(&metric, q)?;
     let keys: Vec<String> = sweep
         .swept_keys
         .iter()

@@ -651,21 +651,25 @@ pub struct Best {
     pub groups: Vec<Group>,
 }
 
+/// Which direction is better for `q`: `--goal`, else the metric registry's; a metric with no
+/// better side orders by max in final mode and needs `--goal` in best mode.
+pub(crate) fn goal_of(metric: &Metric, q: &BestQuery) -> Result<Goal> {
+    match (q.goal, Goal::infer(&metric.name)) {
+        (Some(g), _) | (None, Some(g)) => Ok(g),
+        (None, None) if q.mode == Mode::Final => Ok(Goal::Max),
+        (None, None) => input(format!(
+            "metric `{}` has no better direction (docs/schema.md, metric registry: neither); pass --goal max or --goal min, or --mode final",
+            metric.name
+        )),
+    }
+}
+
 /// The best (or final) value of a metric per run, grouped by settings, with mean, sample std,
 /// min and max over each group's runs (normally its seeds). Groups are sorted best first by mean
 /// (by `goal`); groups without any value come last; ties keep plan order.
 pub fn best(conn: &Connection, sweep: &SweepInfo, sel: &Selection, q: &BestQuery) -> Result<Best> {
     let metric = metric(conn, &q.metric)?;
-    let goal = match (q.goal, Goal::infer(&metric.name)) {
-        (Some(g), _) | (None, Some(g)) => g,
-        (None, None) if q.mode == Mode::Final => Goal::Max,
-        (None, None) => {
-            return input(format!(
-                "metric `{}` has no better direction (docs/schema.md, metric registry: neither); pass --goal max or --goal min, or --mode final",
-                metric.name
-            ))
-        }
-    };
+    let goal = goal_of(&metric, q)?;
     let by = match &q.by {
         Some(keys) => {
             let known = param_keys(conn, sweep)?;
