@@ -171,7 +171,7 @@ fn caption(results: &[query::Best], a: &BestArgs<'_>, sel: &query::Selection) ->
 fn mode_word(m: Mode) -> &'static str {
     match m {
         Mode::Best => "best over steps",
-        Mode::Final => "final",
+        Mode::Final => "final value",
     }
 }
 
@@ -189,6 +189,14 @@ fn one(
         return Ok(0);
     }
     let show_status = sel.statuses != ["done"];
+    // One decimal setting for every value shown, so groups line up.
+    let d = a.digits.unwrap_or_else(|| {
+        decimals_for(
+            b.groups
+                .iter()
+                .flat_map(|g| g.runs.iter().filter_map(|r| r.value)),
+        )
+    });
     if a.seeds == Seeds::All {
         let mut headers = b.by.clone();
         headers.extend(["seed", "run_id"].map(String::from));
@@ -221,13 +229,6 @@ fn one(
             return Ok(0);
         }
         header_line(out, b, sel, "")?;
-        let d = a.digits.unwrap_or_else(|| {
-            decimals_for(
-                b.groups
-                    .iter()
-                    .flat_map(|g| g.runs.iter().filter_map(|r| r.value)),
-            )
-        });
         let table: Vec<Vec<String>> = rows
             .iter()
             .map(|r| {
@@ -279,14 +280,6 @@ fn one(
         w.finish()?;
         return Ok(0);
     }
-    // The table: one decimal setting for every value shown, so groups line up.
-    let d = a.digits.unwrap_or_else(|| {
-        decimals_for(
-            b.groups
-                .iter()
-                .flat_map(|g| g.runs.iter().filter_map(|r| r.value)),
-        )
-    });
     let f = |x: f64| format!("{x:.d$}");
     let pct = format!("{:.0}% CI", b.level * 100.0);
     header_line(
@@ -324,27 +317,18 @@ fn one(
                 t.extend(std::iter::repeat_n("-".to_string(), 7));
                 return t;
             };
-            t.push(match s.std {
-                Some(sd) => format!("{} ± {}", f(s.mean), f(sd)),
-                None => f(s.mean),
-            });
+            t.push(s.mean_std_text(d));
             t.push(if s.n == g.runs.len() {
                 s.n.to_string()
             } else {
                 format!("{} of {}", s.n, g.runs.len())
             });
-            t.push(match s.ci {
-                Some((lo, hi)) => format!("[{}, {}]", f(lo), f(hi)),
-                None => "n/a (n=1)".into(),
-            });
+            t.push(s.ci_text(d).unwrap_or_else(|| "n/a (n=1)".into()));
             t.extend([f(s.median), f(s.min), f(s.max)]);
             match (&g.vs_best, i) {
                 (_, 0) => t.extend(["best".into(), "-".into(), "".into()]),
                 (Some(c), _) => {
-                    t.push(match c.diff_ci {
-                        Some((lo, hi)) => format!("{:+.d$} [{:+.d$}, {:+.d$}]", c.diff, lo, hi),
-                        None => format!("{:+.d$}", c.diff),
-                    });
+                    t.push(c.diff_text(d));
                     t.push(match (c.p, c.p_adjusted) {
                         (Some(p), Some(adj)) => format!("{} ({})", fmt_p(p), fmt_p(adj)),
                         _ => "n/a (n=1)".into(),
@@ -391,10 +375,7 @@ fn header_line(
         } else {
             format!(" at layer {}", b.layer)
         },
-        match b.mode {
-            Mode::Best => "best over steps",
-            Mode::Final => "final value",
-        },
+        mode_word(b.mode),
         b.goal.word(),
         b.sweep,
         runs,

@@ -339,43 +339,76 @@ pub fn build(
 ) -> Result<Tokens> {
     let t0 = Instant::now();
     let corpus = data::read_corpus(files, format)?;
-    let mut tokens = tokenize_corpus(corpus, &|texts: &[&str]| {
-        Ok(tokenizer.ids(texts, max_len as usize)?)
-    })?;
-    tokens.info.key = key.map(|k| k.digest.clone()).unwrap_or_default();
-    tokens.info.files = match key {
-        Some(k) => k.files.clone(),
-        None => files
-            .iter()
-            .map(|f| FileId {
-                path: f.clone(),
-                format: data::data_format_of(format, &f.to_string_lossy()).into(),
-                bytes: 0,
-                hash: String::new(),
-            })
-            .collect(),
+    let (examples, supervised) = (corpus.examples.len(), corpus.supervised);
+    let skipped = [
+        corpus.skipped_empty,
+        corpus.skipped_non_utf8,
+        corpus.skipped_malformed,
+    ];
+    let per_example = if supervised { 3 } else { 1 };
+    let (ids, offsets) = tokenize_corpus(corpus, tokenizer, max_len as usize)?;
+    let info = Info {
+        key: key.map(|k| k.digest.clone()).unwrap_or_default(),
+        layout: LAYOUT_VERSION,
+        files: match key {
+            Some(k) => k.files.clone(),
+            None => files
+                .iter()
+                .map(|f| FileId {
+                    path: f.clone(),
+                    format: data::data_format_of(format, &f.to_string_lossy()).into(),
+                    bytes: 0,
+                    hash: String::new(),
+                })
+                .collect(),
+        },
+        tokenizer: key.map(|k| k.tokenizer.clone()).unwrap_or_default(),
+        tokenizer_source: tokenizer.source().to_path_buf(),
+        max_len,
+        supervised,
+        examples: examples as u64,
+        tokens: ids.len() as u64,
+        skipped_empty: skipped[0] as u64,
+        skipped_non_utf8: skipped[1] as u64,
+        skipped_malformed: skipped[2] as u64,
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        build_seconds: t0.elapsed().as_secs_f64(),
+        built_by: format!(
+            "{}:{}",
+            hostname::get()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            std::process::id()
+        ),
     };
-    tokens.info.tokenizer = key.map(|k| k.tokenizer.clone()).unwrap_or_default();
-    tokens.info.tokenizer_source = tokenizer.source().to_path_buf();
-    tokens.info.max_len = max_len;
-    tokens.info.build_seconds = t0.elapsed().as_secs_f64();
-    Ok(tokens)
+    Ok(Tokens {
+        per_example,
+        n_texts: offsets.len() - 1,
+        n_tokens: ids.len(),
+        info,
+        storage: Storage::Owned { ids, offsets },
+        ids_at: 0,
+        offsets_at: 0,
+    })
 }
 
-type Encode<'a> = dyn Fn(&[&str]) -> Result<Vec<Vec<u32>>> + Sync + 'a;
-
-/// Tokenize every text of a corpus in parallel, keeping example order. `encode` maps a chunk of
-/// texts to their ids.
-pub fn tokenize_corpus(corpus: Corpus, encode: &Encode<'_>) -> Result<Tokens> {
-    let per_example = if corpus.supervised { 3 } else { 1 };
-    // Each chunk of 1,024 texts as its ids end to end and their lengths; the texts are dropped
-    // before the chunks are joined, and each chunk as soon as it is joined (peak memory).
+/// Every text of a corpus as ids, in parallel, in example order: the ids end to end and each
+/// text's start (plus the end). The corpus's texts are dropped before the chunks are joined, and
+/// each chunk as soon as it is joined (peak memory).
+fn tokenize_corpus(
+    corpus: Corpus,
+    tokenizer: &Tokenizer,
+    max_len: usize,
+) -> Result<(Vec<u32>, Vec<u64>)> {
+    // Each chunk of 1,024 texts as its ids end to end and their lengths.
     let chunks: Vec<(Vec<u32>, Vec<u32>)> = {
         let texts: Vec<&str> = corpus.examples.iter().flat_map(|e| e.texts()).collect();
         texts
             .par_chunks(1024)
-            .map(|c| {
-                let each = encode(c)?;
+            .map(|c| -> Result<_> {
+                let each = tokenizer.ids(c, max_len)?;
                 let mut flat = Vec::with_capacity(each.iter().map(Vec::len).sum());
                 let mut lens = Vec::with_capacity(each.len());
                 for t in each {
@@ -386,13 +419,6 @@ pub fn tokenize_corpus(corpus: Corpus, encode: &Encode<'_>) -> Result<Tokens> {
             })
             .collect::<Result<_>>()?
     };
-    let examples = corpus.examples.len();
-    let supervised = corpus.supervised;
-    let skipped = [
-        corpus.skipped_empty,
-        corpus.skipped_non_utf8,
-        corpus.skipped_malformed,
-    ];
     drop(corpus);
     let n_tokens: usize = chunks.iter().map(|c| c.0.len()).sum();
     let n_texts: usize = chunks.iter().map(|c| c.1.len()).sum();
@@ -407,40 +433,7 @@ pub fn tokenize_corpus(corpus: Corpus, encode: &Encode<'_>) -> Result<Tokens> {
             offsets.push(at);
         }
     }
-    let info = Info {
-        key: String::new(),
-        layout: LAYOUT_VERSION,
-        files: Vec::new(),
-        tokenizer: String::new(),
-        tokenizer_source: PathBuf::new(),
-        max_len: 0,
-        supervised,
-        examples: examples as u64,
-        tokens: n_tokens as u64,
-        skipped_empty: skipped[0] as u64,
-        skipped_non_utf8: skipped[1] as u64,
-        skipped_malformed: skipped[2] as u64,
-        created: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        build_seconds: 0.0,
-        built_by: format!(
-            "{}:{}",
-            hostname::get()
-                .map(|h| h.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            std::process::id()
-        ),
-    };
-    Ok(Tokens {
-        per_example,
-        n_texts,
-        n_tokens,
-        info,
-        storage: Storage::Owned { ids, offsets },
-        ids_at: 0,
-        offsets_at: 0,
-    })
+    Ok((ids, offsets))
 }
 
 fn align8(n: usize) -> usize {

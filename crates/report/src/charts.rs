@@ -519,13 +519,7 @@ fn final_values(
             x: Axis::linear(0.0, 1.0),
             y: Axis::linear(0.0, 1.0),
             x_label: x_key.clone(),
-            y_label: format!(
-                "{} {metric}",
-                match req.mode {
-                    Mode::Best => "best",
-                    Mode::Final => "final",
-                }
-            ),
+            y_label: format!("{} {metric}", req.mode.name()),
             series: Vec::new(),
             labels: Vec::new(),
         })
@@ -608,14 +602,7 @@ fn final_values(
     .collect::<Vec<_>>()
     .join("\n");
     Ok(Figure {
-        title: format!(
-            "{} — {} {metric} by {x_key}",
-            sweep.name,
-            match req.mode {
-                Mode::Best => "best",
-                Mode::Final => "final",
-            }
-        ),
+        title: format!("{} — {} {metric} by {x_key}", sweep.name, req.mode.name()),
         cols: cols_for(panels.len()),
         legend: leg,
         panels,
@@ -1211,10 +1198,7 @@ fn parallel(conn: &Connection, sweep: &SweepData, req: &Request, metric: &str) -
         series,
         labels,
     };
-    let mode = match req.mode {
-        Mode::Best => "best",
-        Mode::Final => "final",
-    };
+    let mode = req.mode.name();
     Ok(Figure {
         title: format!("{}: swept keys against {mode} {metric}", sweep.name),
         cols: 1,
@@ -1274,10 +1258,7 @@ pub fn importance_figure(imp: &simsweep_core::query::importance::Importance) -> 
         title: format!(
             "{}: variance of {} {} by term",
             imp.sweep,
-            match imp.mode {
-                Mode::Best => "best",
-                Mode::Final => "final",
-            },
+            imp.mode.name(),
             imp.metric
         ),
         cols: 1,

@@ -556,20 +556,12 @@ fn seed_statistics(o: &mut String, conn: &Connection, sweep: &SweepData) {
                     );
                     continue;
                 };
-                let ms = match st.std {
-                    Some(sd) => format!("{:.2} ± {sd:.2}", st.mean),
-                    None => format!("{:.2}", st.mean),
-                };
-                let ci = st.ci.map_or("n/a (one seed)".to_string(), |(lo, hi)| {
-                    format!("[{lo:.2}, {hi:.2}]")
-                });
+                let ms = st.mean_std_text(2);
+                let ci = st.ci_text(2).unwrap_or_else(|| "n/a (one seed)".into());
                 let (diff, p, mark) = match (&g.vs_best, i) {
                     (_, 0) => ("best".to_string(), "–".to_string(), ""),
                     (Some(c), _) => (
-                        match c.diff_ci {
-                            Some((lo, hi)) => format!("{:+.2} [{lo:+.2}, {hi:+.2}]", c.diff),
-                            None => format!("{:+.2}", c.diff),
-                        },
+                        c.diff_text(2),
                         match (c.p, c.p_adjusted) {
                             (Some(p), Some(a)) => format!("{p:.3} ({a:.3}, {})", c.test),
                             _ => "n/a (one seed)".into(),

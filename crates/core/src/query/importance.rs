@@ -50,18 +50,14 @@ pub fn importance(
             sweep.name
         ));
     }
-    let runs = select_runs(conn, sweep, sel)?;
-    if runs.is_empty() {
-        return no_runs_error(conn, sweep, sel);
-    }
-    let pks: Vec<i64> = runs.iter().map(|r| r.run_pk).collect();
-    let values = run_values(conn, &pks, &metric, q.layer, q.mode, goal)?;
+    let (runs, values) = selected_values(conn, sweep, sel, &metric, q, goal)?;
     let data: Vec<(&Run, f64)> = runs
         .iter()
         .zip(&values)
         .filter_map(|(r, v)| v.and_then(|v| v.value).map(|x| (r, x)))
         .collect();
     if data.is_empty() {
+        let pks: Vec<i64> = runs.iter().map(|r| r.run_pk).collect();
         return no_values_error(conn, &pks, &metric, q.layer);
     }
     // Levels of each key in plan order.

@@ -406,6 +406,16 @@ pub enum Mode {
     Final,
 }
 
+impl Mode {
+    /// `best` or `final`, as the CLI spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Best => "best",
+            Mode::Final => "final",
+        }
+    }
+}
+
 /// Which direction is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -664,6 +674,28 @@ pub(crate) fn goal_of(metric: &Metric, q: &BestQuery) -> Result<Goal> {
     }
 }
 
+/// The runs `sel` picks and each one's value of `metric` as `q` asks (`run_values`, in their
+/// order); bad input when no run is picked or none recorded the metric.
+pub(crate) fn selected_values(
+    conn: &Connection,
+    sweep: &SweepInfo,
+    sel: &Selection,
+    metric: &Metric,
+    q: &BestQuery,
+    goal: Goal,
+) -> Result<(Vec<Run>, Vec<Option<RunValue>>)> {
+    let runs = select_runs(conn, sweep, sel)?;
+    if runs.is_empty() {
+        return no_runs_error(conn, sweep, sel);
+    }
+    let pks: Vec<i64> = runs.iter().map(|r| r.run_pk).collect();
+    let values = run_values(conn, &pks, metric, q.layer, q.mode, goal)?;
+    if values.iter().all(|v| v.is_none()) {
+        return no_values_error(conn, &pks, metric, q.layer);
+    }
+    Ok((runs, values))
+}
+
 /// The best (or final) value of a metric per run, grouped by settings, with mean, sample std,
 /// min and max over each group's runs (normally its seeds). Groups are sorted best first by mean
 /// (by `goal`); groups without any value come last; ties keep plan order.
@@ -685,15 +717,7 @@ pub fn best(conn: &Connection, sweep: &SweepInfo, sel: &Selection, q: &BestQuery
             .cloned()
             .collect(),
     };
-    let runs = select_runs(conn, sweep, sel)?;
-    if runs.is_empty() {
-        return no_runs_error(conn, sweep, sel);
-    }
-    let pks: Vec<i64> = runs.iter().map(|r| r.run_pk).collect();
-    let values = run_values(conn, &pks, &metric, q.layer, q.mode, goal)?;
-    if values.iter().all(|v| v.is_none()) {
-        return no_values_error(conn, &pks, &metric, q.layer);
-    }
+    let (runs, values) = selected_values(conn, sweep, sel, &metric, q, goal)?;
     let mut groups: Vec<Group> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for (run, v) in runs.iter().zip(&values) {

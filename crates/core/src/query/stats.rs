@@ -99,6 +99,31 @@ pub fn stats(values: &[f64], level: f64) -> Option<Stats> {
     })
 }
 
+impl Stats {
+    /// `mean ± std` with `d` decimals (the mean alone for one value).
+    pub fn mean_std_text(&self, d: usize) -> String {
+        match self.std {
+            Some(sd) => format!("{:.d$} ± {sd:.d$}", self.mean),
+            None => format!("{:.d$}", self.mean),
+        }
+    }
+
+    /// The interval as `[lo, hi]` with `d` decimals; `None` for one value.
+    pub fn ci_text(&self, d: usize) -> Option<String> {
+        self.ci.map(|(lo, hi)| format!("[{lo:.d$}, {hi:.d$}]"))
+    }
+}
+
+impl Comparison {
+    /// The signed difference and, when defined, its interval: `-4.00 [-4.50, -3.50]`.
+    pub fn diff_text(&self, d: usize) -> String {
+        match self.diff_ci {
+            Some((lo, hi)) => format!("{:+.d$} [{lo:+.d$}, {hi:+.d$}]", self.diff),
+            None => format!("{:+.d$}", self.diff),
+        }
+    }
+}
+
 /// How a group's mean compares with the best group's.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Comparison {

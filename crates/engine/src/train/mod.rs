@@ -821,7 +821,8 @@ struct TrainData {
 
 fn training_data(job: &Job<'_>, model: &LoadedModel) -> Result<TrainData> {
     let cfg = job.config;
-    // Data: read and tokenized once per process for all runs that share files, tokenizer, max_len.
+    // Data: through the token cache (mapped when an earlier run or process tokenized the same
+    // files with the same tokenizer and max_len).
     let files: Vec<PathBuf> = cfg
         .data
         .train
