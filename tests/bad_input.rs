@@ -697,12 +697,12 @@ fn database_from_a_newer_schema() {
     c.expect(
         &["plan", "SWEEP"],
         1,
-        "error: database TMP/out/r.db: schema version 7 is newer than this simsweep understands (1); use a newer simsweep",
+        "error: database TMP/out/r.db: schema version 7 is newer than this simsweep understands (2); use a newer simsweep",
     );
     c.expect(
         &["status"],
         1,
-        "error: database TMP/out/r.db: schema version 7 is newer than this simsweep understands (1); use a newer simsweep",
+        "error: database TMP/out/r.db: schema version 7 is newer than this simsweep understands (2); use a newer simsweep",
     );
 }
 

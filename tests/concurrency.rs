@@ -267,6 +267,11 @@ fn two_runners_a_status_loop_and_a_query_loop_share_one_database_for_a_minute() 
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(ok, "ok");
+    // The per-run summaries agree with the rows.
+    assert_eq!(
+        simsweep_core::store::summary::check(&c).unwrap().mismatches,
+        []
+    );
     eprintln!(
         "concurrency: {runs} runs × {STEPS} steps by 2 runners in {:.0} s (calibration: {overhead:.1} s start-up, {per_run:.2} s per run); {status_calls} status calls, {query_calls} query calls, 0 failures; {total} metric rows",
         elapsed.as_secs_f64(),

@@ -185,6 +185,11 @@ fn check_complete(db: &Path) {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(ok, "ok");
+    // The per-run summaries agree with the rows.
+    assert_eq!(
+        simsweep_core::store::summary::check(&c).unwrap().mismatches,
+        []
+    );
 }
 
 #[test]

@@ -680,6 +680,11 @@ fn a_sweep_runs_as_a_slurm_job_array_and_failed_runs_are_retried() {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(ok, "ok");
+    // The per-run summaries agree with the rows.
+    assert_eq!(
+        simsweep_core::store::summary::check(&c).unwrap().mismatches,
+        []
+    );
     drop(c);
 
     // Nothing pending: nothing to submit.
@@ -768,6 +773,11 @@ fn a_sweep_runs_as_a_slurm_job_array_and_failed_runs_are_retried() {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(ok, "ok");
+    // The per-run summaries agree with the rows.
+    assert_eq!(
+        simsweep_core::store::summary::check(&c).unwrap().mismatches,
+        []
+    );
     drop(c);
     eprintln!(
         "slurm: sweep, local comparison and retry in {:.1} s",
@@ -900,6 +910,11 @@ probe.size = 100
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(ok, "ok");
+    // The per-run summaries agree with the rows.
+    assert_eq!(
+        simsweep_core::store::summary::check(&c).unwrap().mismatches,
+        []
+    );
     eprintln!(
         "slurm: interrupted and resumed, all done in {:.1} s",
         t0.elapsed().as_secs_f64()

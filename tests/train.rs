@@ -103,6 +103,11 @@ probe.every = 0
             .unwrap();
         assert_eq!((n, d, lo, hi), (40, 20, 1, 20), "{m}");
     }
+    // The per-run summaries the writer kept agree with the rows (a diverged run's NULLs included).
+    assert_eq!(
+        simsweep_core::store::summary::check(&c).unwrap().mismatches,
+        []
+    );
     // The loss is finite and the learning rate decays linearly to 1e-4/20 at the last step.
     assert_eq!(count(&c, &format!("SELECT count(*) FROM metrics m JOIN metric_names n USING (metric_id) WHERE n.name = 'loss' AND m.value IS NULL AND run_pk IN ({done})")), 0);
     let lr_last: f64 = c

@@ -197,6 +197,17 @@ pub enum Command {
     /// Show what the engine sees: versions, threads, CUDA devices (`--json`).
     #[command(disable_help_flag = true)]
     Info(EngineArgs),
+    /// Check the database: SQLite's integrity check, then every per-run metric summary against a
+    /// full scan of the metric rows. Exit status 1 when something is wrong.
+    Check {
+        /// SQLite's quick_check instead of integrity_check (faster on a large file; it does not
+        /// check that indexes match their tables).
+        #[arg(long)]
+        quick: bool,
+        /// Rebuild the summaries from the rows (one transaction), after reporting what was wrong.
+        #[arg(long)]
+        repair: bool,
+    },
     /// Counts of runs by status; with a sweep name, also the running runs with their step and the
     /// errors of failed runs.
     Status {
@@ -486,23 +497,49 @@ pub enum BenchCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Query speed on a synthetic results database (default 200 runs × 30 metrics × 2,000 steps,
-    /// 12 M rows, built through the writer once and reused): times `best`, `runs` and an export
-    /// of one metric.
+    /// Query speed on synthetic results databases (12 M rows: 200 runs × 30 metrics × 2,000 steps;
+    /// with --large also 300 M rows: 2,500 runs × 30 metrics × 4,000 steps), each built through the
+    /// writer once and reused: times `best`, `best --mode final`, `runs`, one run's curve and an
+    /// export, in-process and as whole processes, against the targets.
     Query {
-        /// Number of runs (temperature × pooling × seed).
-        #[arg(long, default_value_t = 200)]
-        runs: usize,
+        /// A single size instead: number of runs (temperature × pooling × seed; default 200).
+        #[arg(long)]
+        runs: Option<usize>,
+        /// A single size instead: metrics per step (default 30).
+        #[arg(long)]
+        metrics: Option<usize>,
+        /// A single size instead: steps per run (default 2,000).
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Also the 300 M-row database (about 8 GB of disk; building it takes minutes).
+        #[arg(long)]
+        large: bool,
+        /// Folder of the databases, named after their size (default: the temp directory; they are
+        /// kept and reused by the next invocation).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The database file, when one size is measured (reused when it holds this benchmark's
+        /// sweep of the same size).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Slurm shard merging at scale: finished task shards (default 1,000 of 2,000 steps × 30
+    /// metrics) merged into the main database, then again with nothing changed, then with 1 %
+    /// changed; against a 1 minute target for the first merge.
+    Merge {
+        /// Number of shards (one run each).
+        #[arg(long, default_value_t = 1000)]
+        shards: usize,
         /// Metrics per step.
         #[arg(long, default_value_t = 30)]
         metrics: usize,
-        /// Steps per run.
+        /// Steps per shard.
         #[arg(long, default_value_t = 2000)]
         steps: usize,
-        /// The database (reused when it holds this benchmark's sweep of the same size; default: a
-        /// file named after the size in the temp directory, kept for the next invocation).
+        /// Folder for the shards and databases (default: the temp directory; the shards are kept
+        /// and reused by the next invocation).
         #[arg(long)]
-        out: Option<PathBuf>,
+        dir: Option<PathBuf>,
     },
     /// Chart speed on a synthetic 200-run × 30-metric × 2,000-step database (12 M rows): a
     /// learning-curve chart and every run's best value, each against a 1 s target.
@@ -700,6 +737,7 @@ pub fn main_with(cli: Cli) -> Result<i32> {
         }
         Command::Cache(CacheCommand::Clear) => cache::clear(&cli),
         Command::Bench(BenchCommand::Train(ref a)) => engine(&cli, &["bench", "train"], a),
+        Command::Check { quick, repair } => read::check(&cli, quick, repair),
         Command::Status { ref sweep } => read::status(&cli, sweep.as_deref()),
         Command::Runs {
             ref sweep,
@@ -853,14 +891,57 @@ pub fn main_with(cli: Cli) -> Result<i32> {
             runs,
             metrics,
             steps,
+            large,
+            ref dir,
             ref out,
         }) => {
-            if runs == 0 || metrics == 0 || steps == 0 {
+            let custom = runs.is_some() || metrics.is_some() || steps.is_some();
+            let [small, big] = crate::bench::QUERY_SIZES;
+            let sizes = if custom {
+                vec![(
+                    runs.unwrap_or(small.0),
+                    metrics.unwrap_or(small.1),
+                    steps.unwrap_or(small.2),
+                )]
+            } else if large {
+                vec![small, big]
+            } else {
+                vec![small]
+            };
+            if sizes.iter().any(|s| s.0 == 0 || s.1 == 0 || s.2 == 0) {
                 return Err(
                     BadInput("--runs, --metrics and --steps must be at least 1".into()).into(),
                 );
             }
-            crate::bench::query(runs, metrics, steps, out.as_deref())?;
+            if custom && large {
+                return Err(BadInput(
+                    "--large adds the 300 M-row size to the default one; it does not combine with --runs, --metrics or --steps".into(),
+                )
+                .into());
+            }
+            if out.is_some() && sizes.len() > 1 {
+                return Err(BadInput(
+                    "--out names one database, and --large measures two: use --dir for their folder".into(),
+                )
+                .into());
+            }
+            let dir = dir.clone().unwrap_or_else(std::env::temp_dir);
+            crate::bench::query(&sizes, &dir, out.as_deref())?;
+            Ok(0)
+        }
+        Command::Bench(BenchCommand::Merge {
+            shards,
+            metrics,
+            steps,
+            ref dir,
+        }) => {
+            if shards == 0 || metrics == 0 || steps == 0 {
+                return Err(
+                    BadInput("--shards, --metrics and --steps must be at least 1".into()).into(),
+                );
+            }
+            let dir = dir.clone().unwrap_or_else(std::env::temp_dir);
+            crate::bench::merge(shards, metrics, steps, &dir)?;
             Ok(0)
         }
         Command::Bench(BenchCommand::Plot { ref out }) => {

@@ -1,6 +1,111 @@
-//! The commands that read the results database: status, runs, best, query, export.
+//! The commands that read the results database: check, status, runs, best, query, export.
 
 use super::*;
+
+/// `simsweep check`: SQLite's integrity check, then the summaries against a scan of the rows.
+pub(super) fn check(cli: &Cli, quick: bool, repair: bool) -> Result<i32> {
+    use crate::store::summary;
+    let mut store = if repair {
+        Store::open(&cli.db)?
+    } else {
+        Store::open_readonly(&cli.db)?
+    };
+    let db = cli.db.display();
+    let pragma = if quick {
+        "quick_check"
+    } else {
+        "integrity_check"
+    };
+    let start = std::time::Instant::now();
+    let problems: Vec<String> = store
+        .conn
+        .prepare(&format!("PRAGMA {pragma}"))?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let sqlite_ok = problems == ["ok"];
+    println!(
+        "{db}: SQLite {pragma}: {} ({:.1} s)",
+        if sqlite_ok {
+            "ok".to_string()
+        } else {
+            format!("{} problems", problems.len())
+        },
+        start.elapsed().as_secs_f64()
+    );
+    for p in problems.iter().filter(|_| !sqlite_ok).take(20) {
+        println!("  {p}");
+    }
+    let start = std::time::Instant::now();
+    let found = summary::check(&store.conn)?;
+    println!(
+        "{db}: {} summaries checked against {} metric rows: {} ({:.1} s)",
+        found.summaries,
+        found.rows,
+        if found.mismatches.is_empty() {
+            "ok".to_string()
+        } else {
+            format!("{} do not match", found.mismatches.len())
+        },
+        start.elapsed().as_secs_f64()
+    );
+    let name = |table: &str, key: &str, id: i64| -> String {
+        store
+            .conn
+            .query_row(
+                &format!("SELECT {key} FROM {table} WHERE rowid = ?1"),
+                [id],
+                |r| r.get::<_, String>(0),
+            )
+            .unwrap_or_else(|_| format!("#{id}"))
+    };
+    let show = |s: &Option<summary::Summary>| match s {
+        None => "none".to_string(),
+        Some(s) => format!(
+            "n {}, first {:?}, last {:?}, min {:?}, max {:?}",
+            s.n, s.first, s.last, s.min, s.max
+        ),
+    };
+    for m in found.mismatches.iter().take(20) {
+        println!(
+            "  run {} metric {} layer {}: stored {}; the rows give {}",
+            name("runs", "run_id", m.key.0),
+            name("metric_names", "name", m.key.1),
+            m.key.2,
+            show(&m.stored),
+            show(&m.scanned)
+        );
+    }
+    if found.mismatches.len() > 20 {
+        println!("  … and {} more", found.mismatches.len() - 20);
+    }
+    let mut summaries_ok = found.mismatches.is_empty();
+    if repair && !summaries_ok {
+        let tx = store.conn.transaction()?;
+        summary::rebuild_all(&tx)?;
+        tx.commit()?;
+        let again = summary::check(&store.conn)?;
+        summaries_ok = again.mismatches.is_empty();
+        println!(
+            "{db}: summaries rebuilt from the rows: {}",
+            if summaries_ok {
+                "ok now"
+            } else {
+                "still wrong"
+            }
+        );
+    }
+    if !sqlite_ok || !summaries_ok {
+        eprintln!(
+            "error: {db}: {}",
+            match (sqlite_ok, summaries_ok) {
+                (false, _) => "SQLite reports damage: restore the file from a copy (`.recover` in sqlite3 may save what is left)",
+                (true, _) => "the summaries do not match the rows: `simsweep check --repair` rebuilds them",
+            }
+        );
+        return Ok(1);
+    }
+    Ok(0)
+}
 
 pub(super) fn status(cli: &Cli, sweep: Option<&str>) -> Result<i32> {
     // Work submitted to Slurm: merge the shards and ask Slurm about its tasks first.

@@ -732,6 +732,8 @@ pub struct Reconciled {
     /// Shards read (files), and how many were skipped as belonging to no current submission.
     pub shards: usize,
     pub stale: usize,
+    /// Shards not read: unchanged since they were last merged.
+    pub unread: usize,
     /// Runs settled from Slurm's word: (run id, status, error).
     pub settled: Vec<(String, String, String)>,
     /// Slurm's state of each task holding a run, by `<job>_<index>`.
@@ -856,7 +858,7 @@ pub fn reconcile(store: &mut Store, sweep: Option<&str>) -> Result<Reconciled> {
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == "db") && p.is_file())
             .collect();
-        files.sort();
+        store.sort_shards(&mut files)?;
         for f in files {
             rec.shards += 1;
             let mut merged = store.merge_shard(&f);
@@ -874,6 +876,9 @@ pub fn reconcile(store: &mut Store, sweep: Option<&str>) -> Result<Reconciled> {
             match merged {
                 Ok(runs) => {
                     for m in runs {
+                        if m.unread {
+                            rec.unread += 1;
+                        }
                         if !m.applied {
                             rec.stale += 1;
                         } else if m.changed() {
@@ -1076,9 +1081,14 @@ pub fn merge_command(db: &Path, sweep: Option<&str>) -> Result<i32> {
         );
     }
     println!(
-        "merged {} shards into {}: {} runs changed ({} statuses), {written} metric rows written, {deleted} removed, {events} events; {} shards from earlier submissions skipped; {} runs settled from Slurm's state{}",
+        "merged {} shards into {}{}: {} runs changed ({} statuses), {written} metric rows written, {deleted} removed, {events} events; {} shards from earlier submissions skipped; {} runs settled from Slurm's state{}",
         rec.shards,
         db.display(),
+        if rec.unread > 0 {
+            format!(" ({} unchanged since their last merge, not read)", rec.unread)
+        } else {
+            String::new()
+        },
         rec.merged.len(),
         rows,
         rec.stale,

@@ -367,7 +367,8 @@ pub struct Score {
 /// - [`Mode::Best`](super::Mode::Best): the maximum over the recorded steps, or the minimum for
 ///   [`lower_is_better`] metrics; ties go to the earliest step.
 ///
-/// None when the run has no value. One ordered primary-key read of the run's rows of that metric.
+/// None when the run has no value. One lookup in `metric_summaries`; the rows are read only when
+/// the last one is NULL.
 pub fn run_score(
     conn: &Connection,
     run_pk: i64,
@@ -375,21 +376,17 @@ pub fn run_score(
     metric: &str,
     mode: super::Mode,
 ) -> Result<Option<Score>> {
-    let rows = series(conn, run_pk, mid, -1)?;
+    let Some(s) = crate::store::summary::get(conn, (run_pk, mid, -1))? else {
+        return Ok(None);
+    };
     let pick = match mode {
-        super::Mode::Final => rows.last().copied(),
-        super::Mode::Best => {
-            let lower = lower_is_better(metric)?;
-            rows.iter()
-                .copied()
-                .fold(None, |acc: Option<(i64, f64)>, r| match acc {
-                    None => Some(r),
-                    Some(a) => {
-                        let better = if lower { r.1 < a.1 } else { r.1 > a.1 };
-                        Some(if better { r } else { a })
-                    }
-                })
-        }
+        super::Mode::Final => match s.last {
+            (step, Some(value)) => Some((step, value)),
+            // The last row is NULL (a diverged run): the last value there is, from the series.
+            (_, None) => series(conn, run_pk, mid, -1)?.last().copied(),
+        },
+        super::Mode::Best if lower_is_better(metric)? => s.min,
+        super::Mode::Best => s.max,
     };
     Ok(pick.map(|(step, value)| Score { step, value }))
 }

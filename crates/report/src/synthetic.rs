@@ -283,6 +283,7 @@ pub fn write(db: &Path, spec: &Synthetic) -> Result<()> {
                 ins.execute(params![pk, id, l, s, v])?;
             }
         }
+        crate::store::summary::recompute_run(&tx, pk)?;
         tx.execute(
             "UPDATE runs SET status = 'done', step = ?2, started_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'), finished_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE run_pk = ?1",
             params![pk, spec.steps],

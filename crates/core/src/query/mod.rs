@@ -469,7 +469,7 @@ pub struct RunValue {
 /// - [`Mode::Best`]: the best non-NULL value over all steps by `goal`, the earliest step on ties;
 /// - [`Mode::Final`]: the value at the last step that recorded the metric (NULL stays `None`).
 ///
-/// One primary-key range per run: (run_pk, metric_id, layer) is a prefix of the key of `metrics`.
+/// One lookup per run in `metric_summaries` (kept with the rows; no row is scanned).
 pub fn run_values(
     conn: &Connection,
     run_pks: &[i64],
@@ -478,32 +478,34 @@ pub fn run_values(
     mode: Mode,
     goal: Goal,
 ) -> Result<Vec<Option<RunValue>>> {
-    let sql = match (mode, goal) {
-        (Mode::Final, _) => {
-            "SELECT step, value FROM metrics WHERE run_pk = ?1 AND metric_id = ?2 AND layer = ?3
-             ORDER BY step DESC LIMIT 1"
-        }
-        (Mode::Best, Goal::Max) => {
-            "SELECT step, value FROM metrics WHERE run_pk = ?1 AND metric_id = ?2 AND layer = ?3
-             AND value IS NOT NULL ORDER BY value DESC, step LIMIT 1"
-        }
-        (Mode::Best, Goal::Min) => {
-            "SELECT step, value FROM metrics WHERE run_pk = ?1 AND metric_id = ?2 AND layer = ?3
-             AND value IS NOT NULL ORDER BY value ASC, step LIMIT 1"
-        }
-    };
-    let mut st = conn.prepare_cached(sql)?;
+    let mut st = conn.prepare_cached(
+        "SELECT last_step, last_value, min_step, min_value, max_step, max_value FROM metric_summaries
+         WHERE run_pk = ?1 AND metric_id = ?2 AND layer = ?3",
+    )?;
     let mut out = Vec::with_capacity(run_pks.len());
     for pk in run_pks {
-        out.push(
-            st.query_row(params![pk, metric.id, layer], |r| {
-                Ok(RunValue {
-                    step: r.get(0)?,
-                    value: r.get(1)?,
+        let v = st
+            .query_row(params![pk, metric.id, layer], |r| {
+                let at = |i: usize| -> rusqlite::Result<Option<RunValue>> {
+                    let step: Option<i64> = r.get(i)?;
+                    let value: Option<f64> = r.get(i + 1)?;
+                    Ok(step.zip(value).map(|(step, v)| RunValue {
+                        step,
+                        value: Some(v),
+                    }))
+                };
+                Ok(match (mode, goal) {
+                    (Mode::Final, _) => Some(RunValue {
+                        step: r.get(0)?,
+                        value: r.get(1)?,
+                    }),
+                    (Mode::Best, Goal::Min) => at(2)?,
+                    (Mode::Best, Goal::Max) => at(4)?,
                 })
             })
-            .optional()?,
-        );
+            .optional()?
+            .flatten();
+        out.push(v);
     }
     Ok(out)
 }
@@ -528,10 +530,10 @@ pub fn run_series(
 }
 
 /// The metrics that at least one of the runs recorded at `layer`, in the order first recorded
-/// (one key lookup per metric and run until found).
+/// (one summary lookup per metric and run until found).
 pub fn metrics_present(conn: &Connection, run_pks: &[i64], layer: i64) -> Result<Vec<Metric>> {
     let mut st = conn.prepare_cached(
-        "SELECT 1 FROM metrics WHERE run_pk = ?1 AND metric_id = ?2 AND layer = ?3 LIMIT 1",
+        "SELECT 1 FROM metric_summaries WHERE run_pk = ?1 AND metric_id = ?2 AND layer = ?3",
     )?;
     let mut out = Vec::new();
     for m in metric_names(conn)? {
@@ -548,7 +550,7 @@ pub fn metrics_present(conn: &Connection, run_pks: &[i64], layer: i64) -> Result
 /// The layers at which some of the runs recorded `metric` (for messages).
 fn layers_of(conn: &Connection, run_pks: &[i64], metric: &Metric) -> Result<Vec<i64>> {
     let mut st = conn.prepare_cached(
-        "SELECT DISTINCT layer FROM metrics WHERE run_pk = ?1 AND metric_id = ?2 ORDER BY layer",
+        "SELECT layer FROM metric_summaries WHERE run_pk = ?1 AND metric_id = ?2 ORDER BY layer",
     )?;
     let mut layers = BTreeSet::new();
     for pk in run_pks {

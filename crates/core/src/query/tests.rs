@@ -86,6 +86,7 @@ pub(crate) fn fixture() -> (tempfile::TempDir, Store) {
         }
         put(r.run_pk, "avg", -1, 100, peak - 2.0);
     }
+    crate::store::summary::rebuild_all(&store.conn).unwrap();
     (dir, store)
 }
 
@@ -436,40 +437,98 @@ fn unknown_metrics_and_empty_selections_are_explained() {
 }
 
 #[test]
-fn per_run_lookups_use_the_primary_key() {
+fn run_values_read_the_summaries_and_agree_with_a_scan_of_the_rows() {
     let (_d, store) = fixture();
-    for (mode, goal) in [
-        (Mode::Best, Goal::Max),
-        (Mode::Best, Goal::Min),
-        (Mode::Final, Goal::Max),
-    ] {
-        // The statement run_values prepares, explained.
-        let m = Metric {
-            id: 1,
-            name: "stsb_dev".into(),
-        };
-        run_values(&store.conn, &[1], &m, -1, mode, goal).unwrap();
-        let sql = match (mode, goal) {
-            (Mode::Final, _) => "SELECT step, value FROM metrics WHERE run_pk = ?1 AND metric_id = ?2 AND layer = ?3 ORDER BY step DESC LIMIT 1",
-            (Mode::Best, Goal::Max) => "SELECT step, value FROM metrics WHERE run_pk = ?1 AND metric_id = ?2 AND layer = ?3 AND value IS NOT NULL ORDER BY value DESC, step LIMIT 1",
-            (Mode::Best, Goal::Min) => "SELECT step, value FROM metrics WHERE run_pk = ?1 AND metric_id = ?2 AND layer = ?3 AND value IS NOT NULL ORDER BY value ASC, step LIMIT 1",
-        };
-        let mut st = store
-            .conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .unwrap();
-        let plan: Vec<String> = st
-            .query_map(params![1, 1, -1], |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
-        assert!(
-            plan[0].contains(
-                "SEARCH metrics USING PRIMARY KEY (run_pk=? AND metric_id=? AND layer=?)"
-            ),
-            "{plan:?}"
-        );
+    let c = &store.conn;
+    // A NULL last value, ties of the best value, and a metric recorded at a probe layer only.
+    c.execute_batch(
+        "INSERT INTO metrics (run_pk, metric_id, layer, step, value) VALUES (1, 2, -1, 4, NULL);
+         INSERT INTO metrics (run_pk, metric_id, layer, step, value)
+             SELECT 2, 1, -1, 150, value FROM metrics WHERE run_pk = 2 AND metric_id = 1 AND layer = -1 AND step = 50;
+         INSERT INTO metrics (run_pk, metric_id, layer, step, value) VALUES (2, 1, -1, 160, 10.0);",
+    )
+    .unwrap();
+    crate::store::summary::rebuild_all(c).unwrap();
+    let pks: Vec<i64> = (1..=13).collect();
+    for m in metric_names(c).unwrap() {
+        for layer in [-1, 0] {
+            for (mode, goal) in [
+                (Mode::Best, Goal::Max),
+                (Mode::Best, Goal::Min),
+                (Mode::Final, Goal::Max),
+            ] {
+                // What the rows say, read the way best read them before the summaries.
+                let sql = match (mode, goal) {
+                    (Mode::Final, _) => "SELECT step, value FROM metrics WHERE run_pk = ?1 AND metric_id = ?2 AND layer = ?3 ORDER BY step DESC LIMIT 1",
+                    (Mode::Best, Goal::Max) => "SELECT step, value FROM metrics WHERE run_pk = ?1 AND metric_id = ?2 AND layer = ?3 AND value IS NOT NULL ORDER BY value DESC, step LIMIT 1",
+                    (Mode::Best, Goal::Min) => "SELECT step, value FROM metrics WHERE run_pk = ?1 AND metric_id = ?2 AND layer = ?3 AND value IS NOT NULL ORDER BY value ASC, step LIMIT 1",
+                };
+                let scanned: Vec<Option<RunValue>> = pks
+                    .iter()
+                    .map(|pk| {
+                        c.query_row(sql, params![pk, m.id, layer], |r| {
+                            Ok(RunValue {
+                                step: r.get(0)?,
+                                value: r.get(1)?,
+                            })
+                        })
+                        .optional()
+                        .unwrap()
+                    })
+                    .collect();
+                assert_eq!(
+                    run_values(c, &pks, &m, layer, mode, goal).unwrap(),
+                    scanned,
+                    "{} layer {layer} {mode:?} {goal:?}",
+                    m.name
+                );
+            }
+        }
     }
+    let v = run_values(
+        c,
+        &[1, 2],
+        &metric(c, "loss").unwrap(),
+        -1,
+        Mode::Final,
+        Goal::Max,
+    );
+    assert_eq!(
+        v.unwrap()[0],
+        Some(RunValue {
+            step: 4,
+            value: None
+        })
+    );
+    let v = run_values(
+        c,
+        &[2],
+        &metric(c, "stsb_dev").unwrap(),
+        -1,
+        Mode::Best,
+        Goal::Max,
+    );
+    assert_eq!(
+        v.unwrap()[0].unwrap().step,
+        50,
+        "the earliest of tied best values"
+    );
+    // One primary-key lookup per run.
+    assert_eq!(
+        query_plan(c, "SELECT last_step, last_value, min_step, min_value, max_step, max_value FROM metric_summaries WHERE run_pk = ?1 AND metric_id = ?2 AND layer = ?3"),
+        ["SEARCH metric_summaries USING PRIMARY KEY (run_pk=? AND metric_id=? AND layer=?)"]
+    );
+    assert_eq!(crate::store::summary::check(c).unwrap().mismatches, []);
+}
+
+/// SQLite's plan of `sql` for run 1, metric 1, layer −1.
+fn query_plan(c: &Connection, sql: &str) -> Vec<String> {
+    c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .unwrap()
+        .query_map(params![1, 1, -1], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
 }
 
 #[test]
@@ -480,16 +539,8 @@ fn a_series_is_one_key_range_in_step_order() {
         run_series(&store.conn, 1, &m, -1).unwrap(),
         [(0, Some(10.0)), (50, Some(70.0)), (100, Some(69.0))]
     );
-    let plan: Vec<String> = store
-        .conn
-        .prepare("EXPLAIN QUERY PLAN SELECT step, value FROM metrics WHERE run_pk = ?1 AND metric_id = ?2 AND layer = ?3 ORDER BY step")
-        .unwrap()
-        .query_map(params![1, 1, -1], |r| r.get::<_, String>(3))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap();
     assert_eq!(
-        plan,
+        query_plan(&store.conn, "SELECT step, value FROM metrics WHERE run_pk = ?1 AND metric_id = ?2 AND layer = ?3 ORDER BY step"),
         ["SEARCH metrics USING PRIMARY KEY (run_pk=? AND metric_id=? AND layer=?)"],
         "no sort: the key is already in step order"
     );

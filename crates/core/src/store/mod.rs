@@ -2,6 +2,7 @@
 //! The store knows nothing of tch or training; it stores what it is given.
 
 pub mod shard;
+pub mod summary;
 pub mod writer;
 
 use crate::spec::Sweep;
@@ -13,10 +14,10 @@ use std::time::Duration;
 use thiserror::Error;
 
 /// The schema version this build reads and writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Migrations: entry `i` takes a database from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_v2.sql")];
 
 /// How long a connection waits for another writer before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -356,8 +357,10 @@ impl Store {
             }
             tx.execute_batch(MIGRATIONS[v as usize]).map_err(&e)?;
             tx.pragma_update(None, "user_version", v + 1).map_err(&e)?;
-            if v == 0 {
-                rebuild_runs_wide(&tx).map_err(&e)?;
+            match v {
+                0 => rebuild_runs_wide(&tx).map_err(&e)?,
+                1 => summary::rebuild_all(&tx).map_err(&e)?,
+                _ => {}
             }
             tx.commit().map_err(&e)?;
         }
@@ -676,11 +679,15 @@ impl Store {
             .map_err(&e)?
             .filter(|(_, dir)| dir.join(crate::TRAINER_STATE).is_file());
         let from = resume.as_ref().map_or(-1, |(k, _)| *k);
-        tx.execute(
-            "DELETE FROM metrics WHERE run_pk = ?1 AND step > ?2",
-            params![run_pk, from],
-        )
-        .map_err(&e)?;
+        let deleted = tx
+            .execute(
+                "DELETE FROM metrics WHERE run_pk = ?1 AND step > ?2",
+                params![run_pk, from],
+            )
+            .map_err(&e)?;
+        if deleted > 0 {
+            summary::recompute_run(&tx, run_pk).map_err(&e)?;
+        }
         tx.execute(
             "DELETE FROM checkpoints WHERE run_pk = ?1 AND step > ?2",
             params![run_pk, from],
@@ -772,6 +779,8 @@ impl Store {
         let e = sql_err(&path);
         let tx = self.immediate()?;
         tx.execute("DELETE FROM metrics WHERE run_pk = ?1", [run_pk])
+            .map_err(&e)?;
+        tx.execute("DELETE FROM metric_summaries WHERE run_pk = ?1", [run_pk])
             .map_err(&e)?;
         tx.execute("DELETE FROM checkpoints WHERE run_pk = ?1", [run_pk])
             .map_err(&e)?;

@@ -104,6 +104,9 @@ pub struct RunMerge {
     pub metrics_deleted: usize,
     pub checkpoints_changed: usize,
     pub events_added: usize,
+    /// Not read: the shard file is unchanged since it was last merged, and its run is held by the
+    /// same worker (`applied` and `skipped` are that merge's).
+    pub unread: bool,
 }
 
 impl RunMerge {
@@ -444,6 +447,10 @@ impl Store {
     /// settled), its metrics made exactly the shard's (one row per run, metric, layer, step; names
     /// mapped to this database's ids), its checkpoints, and the shard's events not yet copied.
     /// Idempotent: merging the same shard again changes nothing.
+    ///
+    /// Incremental: the file's size and modification time are recorded with the merge
+    /// (`shard_merges`), and a shard found as it was then, whose run the same worker holds, is not
+    /// read again (one `unread` entry with that merge's outcome is returned).
     pub fn merge_shard(&mut self, shard: &Path) -> Result<Vec<RunMerge>> {
         let path = self.path.clone();
         let e = sql_err(&path);
@@ -451,17 +458,97 @@ impl Store {
             path: shard.to_path_buf(),
             cause: source,
         };
+        let ident = shard_identity(shard);
+        if let Some(id) = &ident {
+            if let Some(m) = self.merged_before(id).map_err(&e)? {
+                return Ok(vec![m]);
+            }
+        }
+        // The main database's working set in memory while shards come in (negative = KiB), as the
+        // writer has it.
+        self.conn
+            .pragma_update(Some("main"), "cache_size", -MERGE_CACHE_KIB)
+            .map_err(&e)?;
         self.conn
             .execute("ATTACH DATABASE ?1 AS shard", [readonly_uri(shard)])
             .map_err(shard_err)?;
-        let result = self.merge_attached(shard);
+        let result = self.merge_attached(shard, ident.as_ref());
         let detached = self.conn.execute("DETACH DATABASE shard", []).map_err(&e);
         let merged = result?;
         detached?;
         Ok(merged)
     }
 
-    fn merge_attached(&mut self, shard: &Path) -> Result<Vec<RunMerge>> {
+    /// Put shard files in the order their runs are stored (`run_pk`, read from the file names,
+    /// which are run ids; unknown runs last, by name), so a merge appends each run's rows next to
+    /// the previous one's instead of all over the metrics table.
+    pub fn sort_shards(&self, files: &mut [std::path::PathBuf]) -> Result<()> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT run_pk FROM runs WHERE run_id = ?1")
+            .map_err(sql_err(&self.path))?;
+        let mut keyed = Vec::with_capacity(files.len());
+        for f in files.iter() {
+            let id = f.file_stem().map(|s| s.to_string_lossy().into_owned());
+            let pk: Option<i64> = match &id {
+                Some(id) => st
+                    .query_row([id], |r| r.get(0))
+                    .optional()
+                    .map_err(sql_err(&self.path))?,
+                None => None,
+            };
+            keyed.push((pk.unwrap_or(i64::MAX), f.clone()));
+        }
+        keyed.sort();
+        for (slot, (_, f)) in files.iter_mut().zip(keyed) {
+            *slot = f;
+        }
+        Ok(())
+    }
+
+    /// The recorded outcome of merging the shard `id` names, when the file is as it was then and
+    /// its run is still held by the same worker.
+    fn merged_before(&self, id: &ShardIdentity) -> rusqlite::Result<Option<RunMerge>> {
+        type Record = (i64, i64, Option<String>, bool, Option<String>);
+        let rec: Option<Record> = self
+            .conn
+            .query_row(
+                "SELECT size, mtime_ns, worker, applied, skipped FROM shard_merges WHERE path = ?1",
+                [&id.path],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()?;
+        let Some((size, mtime, worker, applied, skipped)) = rec else {
+            return Ok(None);
+        };
+        if size != id.size || mtime != id.mtime_ns {
+            return Ok(None);
+        }
+        let now: Option<Option<String>> = self
+            .conn
+            .query_row(
+                "SELECT worker FROM runs WHERE run_id = ?1",
+                [&id.run_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if now.flatten() != worker {
+            return Ok(None);
+        }
+        Ok(Some(RunMerge {
+            run_id: id.run_id.clone(),
+            applied,
+            skipped,
+            unread: true,
+            ..Default::default()
+        }))
+    }
+
+    fn merge_attached(
+        &mut self,
+        shard: &Path,
+        ident: Option<&ShardIdentity>,
+    ) -> Result<Vec<RunMerge>> {
         let path = self.path.clone();
         let e = sql_err(&path);
         let se = |source: rusqlite::Error| StoreError::Sqlite {
@@ -480,11 +567,13 @@ impl Store {
             // The worker is creating it right now: nothing to merge yet.
             return Ok(Vec::new());
         }
-        if version != super::SCHEMA_VERSION {
+        // Version 1 shards (a submission by the previous release) have the same rows; their
+        // summaries are computed here.
+        if !(1..=super::SCHEMA_VERSION).contains(&version) {
             return Err(StoreError::Other {
                 path: shard.to_path_buf(),
                 message: format!(
-                    "shard schema version {version}, expected {} (written by another simsweep version?)",
+                    "shard schema version {version}, expected 1 to {} (written by a newer simsweep?)",
                     super::SCHEMA_VERSION
                 ),
             });
@@ -606,19 +695,41 @@ impl Store {
                 .map_err(&e)?;
                 m.row_updated = true;
             }
-            m.metrics_written = tx
-                .execute(
-                    "INSERT OR REPLACE INTO main.metrics (run_pk, metric_id, layer, step, value)
-                     SELECT ?1, mm.main_id, s.layer, s.step, s.value
-                     FROM shard.metrics s JOIN temp.shard_metric_map mm ON mm.shard_id = s.metric_id
-                     WHERE s.run_pk = ?2 AND NOT EXISTS (
-                         SELECT 1 FROM main.metrics x WHERE x.run_pk = ?1 AND x.metric_id = mm.main_id
-                             AND x.layer = s.layer AND x.step = s.step AND x.value IS s.value)",
-                    params![mpk, spk],
+            let main_has_rows: bool = tx
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM main.metrics WHERE run_pk = ?1)",
+                    [mpk],
+                    |r| r.get(0),
                 )
                 .map_err(&e)?;
-            m.metrics_deleted = tx
-                .execute(
+            if !main_has_rows {
+                // The first merge of the run: every row is new; appended in key order.
+                m.metrics_written = tx
+                    .execute(
+                        "INSERT INTO main.metrics (run_pk, metric_id, layer, step, value)
+                         SELECT ?1, mm.main_id, s.layer, s.step, s.value
+                         FROM shard.metrics s JOIN temp.shard_metric_map mm ON mm.shard_id = s.metric_id
+                         WHERE s.run_pk = ?2 ORDER BY mm.main_id, s.layer, s.step",
+                        params![mpk, spk],
+                    )
+                    .map_err(&e)?;
+            } else {
+                m.metrics_written = tx
+                    .execute(
+                        "INSERT OR REPLACE INTO main.metrics (run_pk, metric_id, layer, step, value)
+                         SELECT ?1, mm.main_id, s.layer, s.step, s.value
+                         FROM shard.metrics s JOIN temp.shard_metric_map mm ON mm.shard_id = s.metric_id
+                         WHERE s.run_pk = ?2 AND NOT EXISTS (
+                             SELECT 1 FROM main.metrics x WHERE x.run_pk = ?1 AND x.metric_id = mm.main_id
+                                 AND x.layer = s.layer AND x.step = s.step AND x.value IS s.value)",
+                        params![mpk, spk],
+                    )
+                    .map_err(&e)?;
+            }
+            m.metrics_deleted = if !main_has_rows {
+                0
+            } else {
+                tx.execute(
                     "DELETE FROM main.metrics WHERE run_pk = ?1 AND NOT EXISTS (
                          SELECT 1 FROM temp.shard_metric_map mm JOIN shard.metrics s
                              ON s.run_pk = ?2 AND s.metric_id = mm.shard_id
@@ -626,7 +737,39 @@ impl Store {
                              AND s.step = main.metrics.step)",
                     params![mpk, spk],
                 )
-                .map_err(&e)?;
+                .map_err(&e)?
+            };
+            if m.metrics_written + m.metrics_deleted > 0 {
+                // The shard's own summaries when they account for exactly its rows (a version-2
+                // shard, kept by its writer in the same transactions); otherwise from the rows.
+                let copied = version >= 2
+                    && !main_has_rows
+                    && tx
+                        .query_row(
+                            "SELECT coalesce(sum(n), -1) FROM shard.metric_summaries WHERE run_pk = ?1",
+                            [spk],
+                            |r| r.get::<_, i64>(0),
+                        )
+                        .map_err(se)?
+                        == m.metrics_written as i64;
+                if copied {
+                    tx.execute("DELETE FROM main.metric_summaries WHERE run_pk = ?1", [mpk])
+                        .map_err(&e)?;
+                    tx.execute(
+                        "INSERT INTO main.metric_summaries
+                             (run_pk, metric_id, layer, n, first_step, first_value, last_step, last_value,
+                              min_step, min_value, max_step, max_value)
+                         SELECT ?1, mm.main_id, s.layer, s.n, s.first_step, s.first_value, s.last_step,
+                                s.last_value, s.min_step, s.min_value, s.max_step, s.max_value
+                         FROM shard.metric_summaries s JOIN temp.shard_metric_map mm ON mm.shard_id = s.metric_id
+                         WHERE s.run_pk = ?2",
+                        params![mpk, spk],
+                    )
+                    .map_err(&e)?;
+                } else {
+                    super::summary::recompute_run(&tx, mpk).map_err(&e)?;
+                }
+            }
             m.checkpoints_changed = tx
                 .execute(
                     "DELETE FROM main.checkpoints WHERE run_pk = ?1 AND NOT EXISTS (
@@ -659,9 +802,72 @@ impl Store {
                 .map_err(&e)?;
             out.push(m);
         }
+        // One run per shard is what workers write; only then does the record name its run.
+        if let Some(id) = ident {
+            tx.execute("DELETE FROM main.shard_merges WHERE path = ?1", [&id.path])
+                .map_err(&e)?;
+        }
+        if let (Some(id), [m]) = (ident, out.as_slice()) {
+            if m.run_id == id.run_id && id.settled {
+                tx.execute(
+                    &format!(
+                        "INSERT OR REPLACE INTO main.shard_merges (path, size, mtime_ns, worker, applied, skipped, merged_at)
+                         VALUES (?1, ?2, ?3, (SELECT worker FROM main.runs WHERE run_id = ?4), ?5, ?6, {NOW})"
+                    ),
+                    params![id.path, id.size, id.mtime_ns, id.run_id, m.applied, m.skipped],
+                )
+                .map_err(&e)?;
+            }
+        }
         tx.commit().map_err(&e)?;
         Ok(out)
     }
+}
+
+/// What identifies a shard file's content without reading it.
+#[derive(Debug, Clone)]
+struct ShardIdentity {
+    path: String,
+    run_id: String,
+    size: i64,
+    mtime_ns: i64,
+    /// Unchanged for [`SETTLED`] before it was looked at: a write right after the read would
+    /// change its modification time (file times can be as coarse as a clock tick), so only such a
+    /// shard is recorded as merged.
+    settled: bool,
+}
+
+/// The main connection's page cache while merging.
+const MERGE_CACHE_KIB: i64 = 256 * 1024;
+
+/// How long a shard file must have been left alone before a merge of it is recorded.
+const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The shard's absolute path, run id (its file name), size and modification time; `None` when it
+/// cannot be read or has a rollback journal beside it (a transaction in progress or left hot).
+fn shard_identity(shard: &Path) -> Option<ShardIdentity> {
+    let journal = format!("{}-journal", shard.display());
+    if Path::new(&journal).exists() {
+        return None;
+    }
+    let meta = std::fs::metadata(shard).ok()?;
+    let mtime = meta.modified().ok()?;
+    let mtime_ns = mtime
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos()
+        .try_into()
+        .ok()?;
+    Some(ShardIdentity {
+        path: std::path::absolute(shard)
+            .unwrap_or_else(|_| shard.to_path_buf())
+            .to_string_lossy()
+            .into_owned(),
+        run_id: shard.file_stem()?.to_string_lossy().into_owned(),
+        size: meta.len() as i64,
+        mtime_ns,
+        settled: mtime.elapsed().is_ok_and(|d| d >= SETTLED),
+    })
 }
 
 #[cfg(test)]

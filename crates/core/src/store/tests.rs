@@ -86,7 +86,7 @@ fn a_newer_database_is_refused_and_left_as_it_was() {
     let err = Store::open(&path).err().unwrap().to_string();
     assert_eq!(
         err,
-        format!("database {}: schema version 99 is newer than this simsweep understands (1); use a newer simsweep", path.display())
+        format!("database {}: schema version 99 is newer than this simsweep understands (2); use a newer simsweep", path.display())
     );
     let c = Connection::open(&path).unwrap();
     let v: i64 = c
@@ -316,6 +316,18 @@ fn the_writer_upserts_so_each_run_metric_step_appears_once() {
         count(&store, "SELECT count(*) FROM metrics WHERE value IS NULL"),
         1
     );
+    // The summary followed the rewrites (the second pass replaced every value of the first).
+    assert_eq!(
+        super::summary::get(&store.conn, (1, 1, -1)).unwrap(),
+        Some(super::summary::Summary {
+            n: 101,
+            first: (0, Some(1000.0)),
+            last: (100, None),
+            min: Some((0, 1000.0)),
+            max: Some((99, 1099.0)),
+        })
+    );
+    assert_eq!(super::summary::check(&store.conn).unwrap().mismatches, []);
 }
 
 #[test]
@@ -453,6 +465,12 @@ fn a_claim_resumes_from_a_complete_last_checkpoint_and_drops_later_rows() {
     assert_eq!(r.resume, Some((20, ckpt)));
     assert_eq!(count(&store, "SELECT max(step) FROM metrics"), 20);
     assert_eq!(count(&store, "SELECT count(*) FROM metrics"), 20);
+    // The claim recomputed the run's summaries with the rows it dropped.
+    assert_eq!(
+        count(&store, "SELECT last_step * 1000 + n FROM metric_summaries"),
+        20_020
+    );
+    assert_eq!(summary::check(&store.conn).unwrap().mismatches, []);
     // Done: the resumable checkpoint row goes.
     store.finish_run(r.run_pk, "done", Some(30), None).unwrap();
     assert_eq!(count(&store, "SELECT count(*) FROM checkpoints"), 0);
@@ -486,4 +504,141 @@ fn log_30_steps_and_a_checkpoint_at_20(path: &Path, run_pk: i64, ckpt: &Path) {
         })
         .unwrap();
     w.finish().unwrap();
+}
+
+/// A small deterministic generator for the summary tests.
+fn lcg(state: &mut u64) -> u64 {
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    *state >> 33
+}
+
+#[test]
+fn summaries_follow_every_write_and_agree_with_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    let mut store = Store::open(&path).unwrap();
+    store
+        .plan(&sweep("train.temperature = [0.05, 0.1]"))
+        .unwrap();
+    let names: Vec<Arc<str>> = ["loss", "stsb_dev", "alignment"]
+        .iter()
+        .map(|n| Arc::from(*n))
+        .collect();
+    let w = Writer::spawn(&path).unwrap();
+    let tx = w.sender();
+    let mut rng = 7u64;
+    // Runs, metrics and layers interleaved; steps mostly increasing, sometimes rewritten (a
+    // resumed run), sometimes out of order within a batch; values with ties, NaN and infinities.
+    for round in 0..40 {
+        let mut rows = Vec::new();
+        for _ in 0..(1 + lcg(&mut rng) % 50) {
+            let step = match lcg(&mut rng) % 10 {
+                0 => (lcg(&mut rng) % (round * 10 + 1)) as i64,
+                _ => (round * 10 + lcg(&mut rng) % 10) as i64,
+            };
+            let value = match lcg(&mut rng) % 12 {
+                0 => f64::NAN,
+                1 => f64::INFINITY,
+                2..=4 => 1.0,
+                k => k as f64 * 0.25 - (lcg(&mut rng) % 5) as f64,
+            };
+            rows.push(MetricRow {
+                run_pk: 1 + (lcg(&mut rng) % 4) as i64,
+                step,
+                layer: (lcg(&mut rng) % 3) as i64 - 1,
+                name: names[(lcg(&mut rng) % 3) as usize].clone(),
+                value,
+            });
+        }
+        tx.send(Write::Metrics(rows)).unwrap();
+        if round % 3 == 0 {
+            w.flush().unwrap();
+            let (nulls, rows): (i64, i64) = store
+                .conn
+                .query_row(
+                    "SELECT (SELECT count(*) FROM metrics WHERE value IS NULL), (SELECT count(*) FROM metrics)",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert!(rows > nulls);
+            assert_eq!(
+                summary::check(&store.conn).unwrap().mismatches,
+                [],
+                "after round {round}"
+            );
+        }
+    }
+    drop(tx);
+    w.finish().unwrap();
+    assert_eq!(summary::check(&store.conn).unwrap().mismatches, []);
+    // A restart drops a run's rows and its summaries with them.
+    store.restart_run(2, "test").unwrap();
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM metric_summaries WHERE run_pk = 2"
+        ),
+        0
+    );
+    assert_eq!(summary::check(&store.conn).unwrap().mismatches, []);
+    // The check sees a summary that lies, and one that is missing.
+    store
+        .conn
+        .execute_batch(
+            "UPDATE metric_summaries SET max_value = 99 WHERE run_pk = 1 AND metric_id = 1 AND layer = -1;
+             DELETE FROM metric_summaries WHERE run_pk = 3 AND metric_id = 2 AND layer = 0;",
+        )
+        .unwrap();
+    let bad = summary::check(&store.conn).unwrap().mismatches;
+    assert_eq!(
+        bad.iter().map(|m| m.key).collect::<Vec<_>>(),
+        [(1, 1, -1), (3, 2, 0)]
+    );
+    assert!(bad[1].stored.is_none() && bad[1].scanned.is_some());
+}
+
+#[test]
+fn a_version_1_database_gains_its_summaries_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    {
+        // A version-1 database as the previous release wrote it.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(MIGRATIONS[0]).unwrap();
+        c.execute_batch(
+            "PRAGMA user_version = 1;
+             INSERT INTO sweeps (name, file_path, file_text, created_at, updated_at) VALUES ('s', 's.toml', '', 'now', 'now');
+             INSERT INTO runs (run_id, sweep_id, ordinal, seed, config_json, canonical, created_at) VALUES ('a', 1, 0, 1, '{}', '', 'now');
+             INSERT INTO metric_names (name) VALUES ('loss'), ('stsb_dev');
+             INSERT INTO metrics VALUES (1, 1, -1, 1, 3.0), (1, 1, -1, 2, 1.0), (1, 1, -1, 3, 2.0),
+                                        (1, 2, -1, 0, 10.0), (1, 2, -1, 50, NULL), (1, 2, 0, 0, 0.5);",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.user_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(count(&store, "SELECT count(*) FROM metric_summaries"), 3);
+    assert_eq!(
+        summary::get(&store.conn, (1, 1, -1)).unwrap().unwrap(),
+        summary::Summary {
+            n: 3,
+            first: (1, Some(3.0)),
+            last: (3, Some(2.0)),
+            min: Some((2, 1.0)),
+            max: Some((1, 3.0)),
+        }
+    );
+    assert_eq!(
+        summary::get(&store.conn, (1, 2, -1)).unwrap().unwrap().last,
+        (50, None)
+    );
+    assert_eq!(summary::check(&store.conn).unwrap().mismatches, []);
+    let ok: String = store
+        .conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
 }

@@ -3,9 +3,11 @@
 //! still sees its rows committed promptly).
 //!
 //! Metric rows are upserts on (run, metric, layer, step): a run resumed from a checkpoint rewrites
-//! the steps after it, and every (run, metric, layer, step) appears exactly once.
+//! the steps after it, and every (run, metric, layer, step) appears exactly once. Each
+//! transaction also brings the summaries of the (run, metric, layer)s it wrote up to date
+//! ([`super::summary`]).
 
-use super::{configure, sql_err, Result, StoreError};
+use super::{configure, sql_err, summary, Result, StoreError};
 use rusqlite::{params, Connection, TransactionBehavior};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -146,6 +148,7 @@ fn run(mut conn: Connection, rx: Receiver<Write>, path: &Path) -> Result<WriterS
     let mut names: HashMap<Arc<str>, i64> = HashMap::new();
     let mut stats = WriterStats::default();
     let mut pending: Vec<(i64, i64, i64, i64, f64)> = Vec::new();
+    let mut group: Vec<(i64, Option<f64>)> = Vec::new();
     // Blocks for the first message of each batch; ends when every sender is gone.
     while let Ok(first) = rx.recv() {
         let mut acks = Vec::new();
@@ -219,11 +222,26 @@ fn run(mut conn: Connection, rx: Receiver<Write>, path: &Path) -> Result<WriterS
             // In key order the B-tree is walked once, front to back, instead of page by page at random.
             // A stable sort keeps the last of duplicate keys last, so the latest value wins.
             pending.sort_by_key(|r| (r.0, r.1, r.2, r.3));
-            for &(run_pk, id, layer, step, value) in &pending {
-                // NaN is stored as NULL (SQLite has no NaN); the run's status says why.
-                let v = value.is_finite().then_some(value);
-                ins.execute(params![run_pk, id, layer, step, v])
-                    .map_err(&e)?;
+            let mut i = 0;
+            while i < pending.len() {
+                // One (run, metric, layer): its rows, then its summary, in this transaction.
+                let key = (pending[i].0, pending[i].1, pending[i].2);
+                group.clear();
+                while i < pending.len() && (pending[i].0, pending[i].1, pending[i].2) == key {
+                    let (step, value) = (pending[i].3, pending[i].4);
+                    // NaN is stored as NULL (SQLite has no NaN); the run's status says why.
+                    let v = value.is_finite().then_some(value);
+                    match group.last_mut() {
+                        Some(last) if last.0 == step => last.1 = v,
+                        _ => group.push((step, v)),
+                    }
+                    i += 1;
+                }
+                for &(step, v) in &group {
+                    ins.execute(params![key.0, key.1, key.2, step, v])
+                        .map_err(&e)?;
+                }
+                summary::fold_batch(&tx, key, &group).map_err(&e)?;
             }
             stats.rows += pending.len() as u64;
         }

@@ -307,6 +307,50 @@ fn merging_a_shard_copies_its_run_exactly_once_and_is_idempotent() {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(ok, "ok");
+    assert_eq!(
+        crate::store::summary::check(&main.conn).unwrap().mismatches,
+        []
+    );
+
+    // Incremental: a shard left alone for a while, once merged, is not read again while it and
+    // its run's worker stay as they were. A shard written seconds ago is always read.
+    let m = main.merge_shard(&spath).unwrap();
+    assert!(!m[0].unread, "a shard just written is read: {m:?}");
+    let age = |secs: u64| {
+        std::fs::File::options()
+            .write(true)
+            .open(&spath)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(secs))
+            .unwrap()
+    };
+    age(60);
+    let m = main.merge_shard(&spath).unwrap();
+    assert!(!m[0].unread && m[0].applied, "{m:?}");
+    let m = main.merge_shard(&spath).unwrap();
+    assert_eq!(m.len(), 1);
+    assert!(m[0].unread && m[0].applied && !m[0].changed(), "{m:?}");
+    assert_eq!(m[0].run_id, id);
+    // The shard changes (a later write): read again.
+    shard.heartbeat(spk, 5).unwrap();
+    age(30);
+    let m = main.merge_shard(&spath).unwrap();
+    assert!(!m[0].unread, "{m:?}");
+    assert!(main.merge_shard(&spath).unwrap()[0].unread);
+    // The main database's run changes hands (requeued): read again, and now skipped.
+    main.conn
+        .execute(
+            "UPDATE runs SET worker = NULL, status = 'pending' WHERE run_id = ?1",
+            [&id],
+        )
+        .unwrap();
+    let m = main.merge_shard(&spath).unwrap();
+    assert!(!m[0].unread && !m[0].applied, "{m:?}");
+    let m = main.merge_shard(&spath).unwrap();
+    assert!(
+        m[0].unread && !m[0].applied && m[0].skipped.is_some(),
+        "{m:?}"
+    );
 }
 
 #[test]
