@@ -393,3 +393,97 @@ fn computing_commands_are_handed_to_the_engine() {
         "{text}"
     );
 }
+
+/// GPUs visible (here: `CUDA_VISIBLE_DEVICES`, as a Slurm allocation or a user sets it) but no CUDA
+/// in libtorch (on a real machine: a driver older than libtorch's CUDA 13 build) is an error
+/// naming both and the fix, never a silent CPU run; `info` says the same. Hidden GPUs (an empty
+/// value, `-1`) are no GPUs, and naming the CPU trains there on purpose.
+#[test]
+fn visible_gpus_that_libtorch_cannot_use_are_an_error_not_a_silent_cpu_run() {
+    let info = |visible: &str| {
+        let out = bin()
+            .args(["info", "--json"])
+            .env("CUDA_VISIBLE_DEVICES", visible)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let j = info("0");
+    if j["cuda_available"] == true {
+        eprintln!("SKIP: CUDA works here; the unusable-GPU message cannot be shown");
+        return;
+    }
+    assert_eq!(j["torch_build"], "2.11.0+cu130");
+    assert_eq!(j["torch_cuda"], "13.0");
+    let problem = j["cuda_problem"].as_str().unwrap().to_string();
+    assert!(
+        problem.starts_with("GPUs are visible (")
+            && problem.contains("CUDA_VISIBLE_DEVICES=0")
+            && problem.contains("but libtorch cannot use them: libtorch 2.11.0+cu130 is built for CUDA 13.0, which needs an NVIDIA driver for CUDA 13.0 or newer (Linux driver 580 or later)")
+            && problem.contains("Fix: update the NVIDIA driver, or build simsweep against a PyTorch for this driver's CUDA")
+            && problem.contains("--devices cpu"),
+        "{problem}"
+    );
+    for hidden in ["", "-1"] {
+        let j = info(hidden);
+        if j["gpus_visible"].is_null() {
+            assert!(j["cuda_problem"].is_null(), "{hidden:?}: {j}");
+        }
+    }
+    let out = bin()
+        .arg("info")
+        .env("CUDA_VISIBLE_DEVICES", "0")
+        .output()
+        .unwrap();
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("CUDA build      libtorch is built for CUDA 13.0"),
+        "{s}"
+    );
+    assert!(s.contains("TF32            off"), "{s}");
+    assert!(s.contains("problem         GPUs are visible"), "{s}");
+
+    // A run without --devices refuses to fall back; nothing trains.
+    let (_d, sweep, data, db) = setup(&sweep_with_model());
+    let out = bin()
+        .arg("--db")
+        .arg(&db)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["run", sweep.to_str().unwrap(), "--progress", "quiet"])
+        .env("CUDA_VISIBLE_DEVICES", "0")
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("GPUs are visible (") && err.contains("CUDA 13.0"),
+        "{err}"
+    );
+    if db.exists() {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let trained: i64 = c
+            .query_row(
+                "SELECT count(*) FROM runs WHERE status != 'pending'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(trained, 0, "nothing trained on the CPU");
+    }
+    // The engine's own commands say the same without --device.
+    let out = bin()
+        .args(["probe", "--model"])
+        .arg(repo().join("models/tiny-bert"))
+        .args(["--sentences", "stsb-dev"])
+        .env("CUDA_VISIBLE_DEVICES", "0")
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("GPUs are visible ("),
+        "{}",
+        text(&out.stderr)
+    );
+}

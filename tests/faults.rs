@@ -255,6 +255,164 @@ fn a_malformed_fault_spec_fails_the_run_with_its_usage() {
         .unwrap();
     assert_eq!(
         error,
-        "SIMSWEEP_FAULT: `nan_grad@soon`: the step must be an integer ≥ 1; expected KIND@STEP or KIND@STEP:RUN_ID_PREFIX, KIND nan_grad, loss_explode, segv or abort"
+        "SIMSWEEP_FAULT: `nan_grad@soon`: the step must be an integer ≥ 1 (a range FIRST-LAST with LAST ≥ FIRST); expected KIND@STEP, KIND@STEP-LAST or either with :RUN_ID_PREFIX, KIND nan_grad, loss_explode, segv or abort"
+    );
+}
+
+/// With the loss scaler on (forced on the CPU, as fp16 on CUDA has it), a NaN gradient skips the
+/// step; NaN gradients at every step from 5 on end the run as diverged after 25 skipped steps in a
+/// row instead of skipping for ever, while a single bad step is skipped and the run goes on. The
+/// training loop reads device values once per metric window, plus once per step for the scaler's
+/// overflow check (`SIMSWEEP_COUNT_HOST_READS`).
+#[test]
+fn a_stalled_loss_scaler_diverges_the_run_and_the_loop_reads_the_device_once_per_window() {
+    let Some(data) = data_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    micro_model(dir.path());
+    let sweep = dir.path().join("s.toml");
+    std::fs::write(
+        &sweep,
+        format!(
+            r#"
+[sweep]
+name = "scaler"
+[base]
+model.path = "micro-bert"
+model.init = "random"
+data.train = ["wiki1m_for_simcse.head.txt"]
+train.batch_size = 8
+train.steps = {STEPS}
+eval.every = 0
+eval.tasks = []
+probe.every = 0
+probe.size = 64
+[grid]
+"train.temperature" = [0.05, 0.1, 0.2]
+"#
+        ),
+    )
+    .unwrap();
+    let db = dir.path().join("r.db");
+    let run_in = |db: &std::path::Path, envs: &[(&str, String)]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_simsweep"));
+        c.arg("--db")
+            .arg(db)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["run", &sweep.display().to_string(), "--device", "cpu"])
+            .env_remove("SIMSWEEP_FAULT")
+            .env("SIMSWEEP_COUNT_HOST_READS", "1");
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_simsweep"))
+        .arg("--db")
+        .arg(&db)
+        .args(["plan", &sweep.display().to_string(), "--json"])
+        .output()
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<String> = plan["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    // Run 0: NaN gradients from step 5 on; run 1: at step 10 only; run 2: none, scaler off.
+    let out = run_in(
+        &db,
+        &[
+            (
+                "SIMSWEEP_FAULT",
+                format!("nan_grad@5-{STEPS}:{},nan_grad@10:{}", ids[0], ids[1]),
+            ),
+            ("SIMSWEEP_FORCE_LOSS_SCALER", "1".into()),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = Connection::open(&db).unwrap();
+    let run_row = |i: usize| -> (String, Option<i64>, Option<String>) {
+        c.query_row(
+            "SELECT status, step, error FROM runs WHERE run_id = ?1",
+            [&ids[i]],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+    };
+    let (status, step, error) = run_row(0);
+    assert_eq!((status.as_str(), step), ("diverged", Some(29)), "{error:?}");
+    assert_eq!(
+        error.as_deref(),
+        Some("the fp16 loss scaler skipped 25 steps in a row on non-finite gradients (scale 1.953125e-3; the run gives up after 25 in a row or below 5.960464477539063e-8) at step 29")
+    );
+    assert_eq!(
+        count(
+            &c,
+            &format!(
+                "SELECT max(step) FROM metric_values WHERE run_id = '{}' AND metric = 'loss'",
+                ids[0]
+            )
+        ),
+        29,
+        "its rows end at the step it gave up"
+    );
+    let (status, step, _) = run_row(1);
+    assert_eq!(
+        (status.as_str(), step),
+        ("done", Some(STEPS)),
+        "one skipped step"
+    );
+    // The skipped step's gradient norm is recorded as infinite (NULL), the next one's is finite.
+    let gn = |step: i64| -> Option<f64> {
+        c.query_row(
+            "SELECT value FROM metric_values WHERE run_id = ?1 AND metric = 'grad_norm' AND step = ?2",
+            rusqlite::params![&ids[1], step],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(gn(10), None);
+    assert!(gn(11).is_some_and(f64::is_finite));
+    let reads = |i: usize| -> String {
+        c.query_row(
+            "SELECT e.message FROM events e JOIN runs r USING (run_pk) WHERE r.run_id = ?1 AND e.kind = 'host_reads'",
+            [&ids[i]],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    // The scaler's check is one read per step: 40 steps, windows at 25 and 40.
+    assert_eq!(
+        reads(1),
+        format!("42 host reads in steps 1..{STEPS}, 2 metric windows")
+    );
+    drop(c);
+    // Without the scaler, a step makes no read of its own: one per window.
+    let plain = dir.path().join("plain.db");
+    let out = run_in(&plain, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = Connection::open(&plain).unwrap();
+    let mut st = c
+        .prepare("SELECT message FROM events WHERE kind = 'host_reads' ORDER BY run_pk")
+        .unwrap();
+    let msgs: Vec<String> = st
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        msgs,
+        vec![format!("2 host reads in steps 1..{STEPS}, 2 metric windows"); 3]
     );
 }

@@ -8,8 +8,12 @@ mod required;
 pub use required::{missing, required};
 use std::path::{Path, PathBuf};
 
+/// The repository: `SIMSWEEP_REPO` where set (a test binary run from a copy of the working tree
+/// elsewhere, as `scripts/gpu-check` runs the CUDA suite), else this build's.
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("SIMSWEEP_REPO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// The shared data directory (`SIMSWEEP_DATA_DIR`, else `../shared/data`) when it holds the training

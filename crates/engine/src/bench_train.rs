@@ -55,23 +55,44 @@ struct Measure {
     secs: f64,
 }
 
-/// Nominal dense bf16/fp16 tensor-core peaks (FLOP/s) by GPU name.
-fn nominal_peak(name: &str) -> Option<f64> {
+/// Nominal dense peaks (FLOP/s) by GPU name and precision: bf16/fp16 tensor cores, TF32 tensor
+/// cores, and plain fp32 (what an fp32 run uses without `train.tf32`), from NVIDIA's data sheets
+/// (without sparsity). More specific names come first: the NVL and PCIe parts of H100/H200 are
+/// slower than the SXM ones.
+fn nominal_peak(name: &str, precision: &str, tf32: bool) -> Option<f64> {
     let n = name.to_ascii_uppercase();
-    let table: &[(&str, f64)] = &[
-        ("H200", 989.4e12),
-        ("H100 PCIE", 756.0e12),
-        ("H100", 989.4e12),
-        ("A100", 312.0e12),
-        ("L40S", 362.0e12),
-        ("A10G", 70.0e12),
+    // (name contains, bf16/fp16, tf32, fp32)
+    let table: &[(&str, f64, f64, f64)] = &[
+        ("H200 NVL", 835.5e12, 417.5e12, 60.0e12),
+        ("H200", 989.4e12, 494.7e12, 66.9e12),
+        ("H100 NVL", 835.5e12, 417.5e12, 60.0e12),
+        ("H100 PCIE", 756.0e12, 378.0e12, 51.2e12),
+        ("H100", 989.4e12, 494.7e12, 66.9e12),
+        ("A100", 312.0e12, 156.0e12, 19.5e12),
+        ("L40S", 362.1e12, 183.2e12, 91.6e12),
+        ("A10G", 70.0e12, 35.0e12, 31.2e12),
     ];
-    table.iter().find(|(k, _)| n.contains(k)).map(|(_, v)| *v)
+    let (_, half, tf, full) = table.iter().find(|(k, ..)| n.contains(k))?;
+    Some(match precision {
+        "bf16" | "fp16" => *half,
+        _ if tf32 => *tf,
+        _ => *full,
+    })
 }
 
-fn gpu_name() -> Option<String> {
+/// The name of the GPU `device` is (nvidia-smi's, of that device: with `CUDA_VISIBLE_DEVICES`
+/// narrowing the machine, cuda:i is the i-th entry of that list).
+fn gpu_name(device: Device) -> Option<String> {
+    let Device::Cuda(i) = device else {
+        return None;
+    };
+    let id = std::env::var("CUDA_VISIBLE_DEVICES")
+        .ok()
+        .and_then(|v| v.split(',').nth(i).map(|s| s.trim().to_string()))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| i.to_string());
     let out = std::process::Command::new("nvidia-smi")
-        .args(["--query-gpu=name", "--format=csv,noheader"])
+        .args(["--query-gpu=name", "--format=csv,noheader", "-i", &id])
         .output()
         .ok()?;
     let s = String::from_utf8_lossy(&out.stdout);
@@ -351,7 +372,7 @@ pub fn train(o: &Options) -> Result<f64> {
     let device = crate::runtime::device_name(o.device);
     let threads = tch::get_num_threads();
     let gpu = match o.device {
-        Device::Cuda(_) => gpu_name(),
+        Device::Cuda(_) => gpu_name(o.device),
         _ => None,
     };
     println!(
@@ -419,10 +440,10 @@ pub fn train(o: &Options) -> Result<f64> {
         6.0 * p.flop_parameters as f64 * per_step_tokens * sents_per_s / o.batch as f64
     };
     let measured = measured_matmul_peak(o.device, &o.precision);
-    let nominal = o
-        .peak_tflops
-        .map(|t| t * 1e12)
-        .or_else(|| gpu.as_deref().and_then(nominal_peak));
+    let nominal = o.peak_tflops.map(|t| t * 1e12).or_else(|| {
+        gpu.as_deref()
+            .and_then(|g| nominal_peak(g, &o.precision, p.config.train.tf32))
+    });
     let mfu = |peak: f64| 100.0 * flops(s) / peak;
     print!(
         "  model FLOP/s (6 × {:.1} M encoder parameters × non-padding tokens): simsweep {:.2} TFLOP/s, reference {:.2} TFLOP/s; MFU vs measured {} matmul peak {:.2} TFLOP/s: simsweep {:.1} %, reference {:.1} %",
@@ -436,7 +457,12 @@ pub fn train(o: &Options) -> Result<f64> {
     );
     if let Some(peak) = nominal {
         print!(
-            "; vs nominal peak {:.0} TFLOP/s: simsweep {:.1} %, reference {:.1} %",
+            "; vs nominal {} peak {:.0} TFLOP/s: simsweep {:.1} %, reference {:.1} %",
+            match o.precision.as_str() {
+                "bf16" | "fp16" => "bf16/fp16 tensor-core",
+                _ if p.config.train.tf32 => "TF32 tensor-core",
+                _ => "fp32 (no TF32)",
+            },
             peak / 1e12,
             mfu(peak),
             100.0 * flops(r) / peak
@@ -548,4 +574,38 @@ fn now_utc() -> String {
             })
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nominal_peak;
+
+    #[test]
+    fn peaks_follow_the_precision_and_the_part() {
+        assert_eq!(nominal_peak("NVIDIA H200", "bf16", false), Some(989.4e12));
+        assert_eq!(
+            nominal_peak("NVIDIA H200", "fp32", false),
+            Some(66.9e12),
+            "fp32 is not the bf16 peak"
+        );
+        assert_eq!(nominal_peak("NVIDIA H200", "fp32", true), Some(494.7e12));
+        assert_eq!(
+            nominal_peak("NVIDIA H200 NVL", "bf16", false),
+            Some(835.5e12),
+            "NVL is not SXM"
+        );
+        assert_eq!(
+            nominal_peak("NVIDIA H100 NVL", "bf16", false),
+            Some(835.5e12)
+        );
+        assert_eq!(
+            nominal_peak("NVIDIA H100 PCIe", "fp16", false),
+            Some(756.0e12)
+        );
+        assert_eq!(
+            nominal_peak("NVIDIA H100 80GB HBM3", "bf16", false),
+            Some(989.4e12)
+        );
+        assert_eq!(nominal_peak("Tesla T4", "bf16", false), None);
+    }
 }

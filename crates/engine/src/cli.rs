@@ -225,7 +225,27 @@ pub fn main_with(cli: EngineCli) -> Result<i32> {
                 println!("simsweep        {}", info.simsweep);
                 println!(
                     "PyTorch         {} (libtorch in {})",
-                    info.torch, info.libtorch_lib
+                    if info.torch_build.is_empty() {
+                        info.torch
+                    } else {
+                        info.torch_build
+                    },
+                    info.libtorch_lib
+                );
+                println!(
+                    "CUDA build      {}",
+                    if info.torch_cuda.is_empty() {
+                        "none (a CPU-only libtorch)".to_string()
+                    } else {
+                        format!("libtorch is built for CUDA {}", info.torch_cuda)
+                    }
+                );
+                println!(
+                    "NVIDIA driver   {}",
+                    match (&info.nvidia_driver, &info.driver_cuda) {
+                        (Some(d), Some(c)) => format!("{d} (supports CUDA up to {c})"),
+                        _ => "none found (nvidia-smi cannot be run)".into(),
+                    }
                 );
                 println!(
                     "threads         {} granted, libtorch uses {}",
@@ -241,6 +261,21 @@ pub fn main_with(cli: EngineCli) -> Result<i32> {
                     info.cuda_devices,
                     if info.cudnn_available { "yes" } else { "no" }
                 );
+                println!(
+                    "GPUs visible    {}",
+                    info.gpus_visible.as_deref().unwrap_or("none")
+                );
+                println!(
+                    "TF32            {}",
+                    if info.tf32 {
+                        "allowed for fp32 matmuls on CUDA"
+                    } else {
+                        "off: fp32 runs on CUDA compute in full fp32 (train.tf32 = true allows TF32)"
+                    }
+                );
+                if let Some(p) = &info.cuda_problem {
+                    println!("problem         {p}");
+                }
                 println!("check           [0,1,2;3,4,5]·ᵀ = {}", info.check);
             }
             Ok(0)
@@ -340,8 +375,7 @@ fn eval(
         pooling: pooling_kind,
         mlp_only_train,
     };
-    let scores =
-        crate::train::embed_scores(&model, &pooler, &sts, &tasks, max_len, batch_size, None)?;
+    let scores = crate::train::embed_scores(&model, &pooler, &sts, &tasks, max_len, batch_size)?;
     let mut entries: Vec<(String, f64)> = scores
         .entries()
         .into_iter()

@@ -11,7 +11,9 @@
 use serde::Deserialize;
 mod common;
 
-use simsweep_engine::model::{Init, LoadedModel, ModelType, Pooler, Pooling, Tokenizer};
+use simsweep_engine::model::{
+    EncodedBatch, Init, LoadedModel, ModelType, Pooler, Pooling, Tokenizer,
+};
 use simsweep_engine::spec::config::ModelOverrides;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -262,7 +264,10 @@ fn training_gradients(
     let mask = b
         .attention_mask
         .repeat_interleave_self_int(2, Some(0), None);
-    let z = m.sentence_embeddings(&ids, &mask, &Pooler::new(pooling), true);
+    let host = |t: &Tensor| Vec::<i64>::try_from(t.flatten(0, -1)).unwrap();
+    let (rows, cols) = ids.size2().unwrap();
+    let batch = EncodedBatch::from_host(&host(&ids), &host(&mask), [rows, cols], Device::Cpu);
+    let z = m.sentence_embeddings(&batch, &Pooler::new(pooling), true);
     let n = sentences.len() as i64;
     let z = z.view([n, 2, -1]);
     let (z1, z2) = (z.select(1, 0), z.select(1, 1));

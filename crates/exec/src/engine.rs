@@ -65,6 +65,9 @@ pub fn hand_over(
 pub struct EngineInfo {
     pub cuda_available: bool,
     pub cuda_devices: i64,
+    /// GPUs are visible but libtorch cannot use them: why, and the fix.
+    #[serde(default)]
+    pub cuda_problem: Option<String>,
 }
 
 /// Ask the engine which CUDA devices it sees (one short engine process).

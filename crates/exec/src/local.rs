@@ -69,11 +69,11 @@ pub struct Local {
     pub progress: String,
 }
 
-/// CUDA devices the engine sees (asked once per invocation).
-fn cuda_devices() -> Result<i64> {
-    static N: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+/// CUDA devices the engine sees, and why visible GPUs are unusable (asked once per invocation).
+fn cuda_devices_and_problem() -> Result<(i64, Option<String>)> {
+    static N: std::sync::OnceLock<(i64, Option<String>)> = std::sync::OnceLock::new();
     if let Some(n) = N.get() {
-        return Ok(*n);
+        return Ok(n.clone());
     }
     let info = crate::engine::info()?;
     let n = if info.cuda_available {
@@ -81,30 +81,36 @@ fn cuda_devices() -> Result<i64> {
     } else {
         0
     };
-    Ok(*N.get_or_init(|| n))
+    Ok(N.get_or_init(|| (n, info.cuda_problem)).clone())
 }
 
 /// A device named by option `flag`: a CUDA device must be one the engine sees.
 fn checked_device(s: &str, flag: &str) -> Result<Device> {
     let device = Device::parse(s).map_err(BadInput::err)?;
     if let Device::Cuda(i) = device {
-        let n = cuda_devices()?;
+        let (n, problem) = cuda_devices_and_problem()?;
         if i as i64 >= n {
             return Err(BadInput::err(format!(
-                "{flag}: cuda:{i} is not available ({n} CUDA devices)"
+                "{flag}: cuda:{i} is not available ({n} CUDA devices){}",
+                problem.map_or(String::new(), |p| format!("; {p}"))
             )));
         }
     }
     Ok(device)
 }
 
-/// Where to train when no device is named: cuda:0 where the engine sees CUDA, else the CPU.
+/// Where to train when no device is named: cuda:0 where the engine sees CUDA, else the CPU — but
+/// never the CPU silently where GPUs are visible that libtorch cannot use (an old driver): that
+/// is an error naming the driver, libtorch's CUDA and the fix.
 fn default_device() -> Result<Device> {
-    Ok(if cuda_devices()? > 0 {
-        Device::Cuda(0)
-    } else {
-        Device::Cpu
-    })
+    let (n, problem) = cuda_devices_and_problem()?;
+    if n > 0 {
+        return Ok(Device::Cuda(0));
+    }
+    if let Some(p) = problem {
+        anyhow::bail!(p);
+    }
+    Ok(Device::Cpu)
 }
 
 /// `--device` of the front's benchmarks: as given (a CUDA device must exist), else

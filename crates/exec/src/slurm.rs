@@ -999,7 +999,18 @@ pub fn worker(tasks_file: &Path, index: Option<usize>, job: Option<String>) -> R
     };
     let mut store = Store::open(&shard)?;
     store.plan(&sweep)?;
-    let gpu = tf.gpus_per_task > 0 && crate::engine::info()?.cuda_available;
+    // A task given GPUs trains on one; it never falls back to the CPU without a word.
+    let gpu = tf.gpus_per_task > 0;
+    if gpu {
+        let info = crate::engine::info()?;
+        if !info.cuda_available {
+            bail!(
+                "this task was given {} GPU(s) (--gpus-per-task) but libtorch sees no CUDA device: {}",
+                tf.gpus_per_task,
+                info.cuda_problem.unwrap_or_else(|| "no GPU is visible to the task either (CUDA_VISIBLE_DEVICES, SLURM_STEP_GPUS, nvidia-smi); check the partition's GPU configuration (gres)".into())
+            );
+        }
+    }
     let device = if gpu { Device::Cuda(0) } else { Device::Cpu };
     let data = serde_json::json!({
         "job": job, "index": index, "host": host,

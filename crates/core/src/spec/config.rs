@@ -54,6 +54,9 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     pub max_grad_norm: f64,
     pub precision: String,
+    /// Older stored configs lack it: off.
+    #[serde(default)]
+    pub tf32: bool,
     pub hard_negative_weight: f64,
     pub checkpoint_every: i64,
     pub log_every: i64,

@@ -162,6 +162,7 @@ pub static KEYS: &[KeySpec] = &[
     key("train.weight_decay", NONNEG, Some("0.0"), "AdamW decoupled weight decay (biases and LayerNorm weights excluded, as in HF Trainer)."),
     key("train.max_grad_norm", NONNEG, Some("1.0"), "Clip the global gradient L2 norm to this value (0 = no clipping); HF Trainer's default 1.0."),
     key("train.precision", Kind::Choice(&["fp32", "bf16", "fp16"]), Some("\"fp32\""), "Autocast precision on CUDA; runs on the CPU always compute in fp32."),
+    key("train.tf32", Kind::Bool, Some("false"), "On CUDA, let fp32 matrix products and convolutions use TF32 tensor cores (PyTorch's allow_tf32; off by default, as in PyTorch). Faster on Ampere and later GPUs, with a 10-bit mantissa in the products; no effect on the CPU or under bf16/fp16 autocast."),
     key("train.hard_negative_weight", Kind::Float { min: -INF, min_open: true, max: INF, max_open: true }, Some("0.0"), "Supervised data only: added to the logits of the hard negatives (SimCSE's hard_negative_weight)."),
     KeySpec { identity: false, ..key("train.checkpoint_every", int(0, BIG), Some("250"), "Save a resumable checkpoint (model in Hugging Face format + optimizer and trainer state, `last-<step>/`) every N steps; an interrupted or killed run resumes from the newest one (0 = never: it starts over). The best checkpoint by STS-B dev is always kept. Not part of run identity.") },
     KeySpec { identity: false, ..key("train.log_every", int(1, BIG), Some("1"), "Record step metrics every N steps. Not part of run identity.") },

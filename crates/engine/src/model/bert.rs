@@ -138,13 +138,17 @@ struct Tokens {
 }
 
 impl Tokens {
-    fn new(attention_mask: &Tensor) -> Self {
+    /// The tokens of a `[B, T]` batch whose real positions `index` names (flat, row-major),
+    /// built with the batch on the host (`None`: nothing padded).
+    fn new(attention_mask: &Tensor, index: Option<&Tensor>) -> Self {
         let (b, t) = attention_mask
             .size2()
             .expect("attention_mask must be [batch, tokens]");
-        let index = attention_mask.reshape([-1]).nonzero().squeeze_dim(1);
-        let index = (index.size()[0] < b * t).then_some(index);
-        Self { b, t, index }
+        Self {
+            b,
+            t,
+            index: index.map(Tensor::shallow_clone),
+        }
     }
 
     /// `[B, T, …]` → `[N, …]`: the rows of the real tokens.
@@ -370,13 +374,18 @@ impl BertModel {
     ///
     /// Panics (as tch does) if the tensors are malformed or `T` exceeds the position embeddings;
     /// [`super::LoadedModel::check_max_len`] validates user-supplied lengths beforehand.
+    ///
+    /// `real`: the flat `[N]` indices of the real tokens in the `B·T` grid, as
+    /// [`super::EncodedBatch`] builds them on the host (`None`: nothing is padded). They are
+    /// never derived from the mask here, which on CUDA would wait for the device.
     pub fn forward_t(
         &self,
         input_ids: &Tensor,
         attention_mask: &Tensor,
+        real: Option<&Tensor>,
         train: bool,
     ) -> Vec<Tensor> {
-        let tokens = Tokens::new(attention_mask);
+        let tokens = Tokens::new(attention_mask, real);
         let mut x = self.embeddings.forward_t(input_ids, &tokens, train);
         let mask = AttentionMask::new(attention_mask, x.kind());
         let mut hidden = Vec::with_capacity(self.layers.len() + 1);
@@ -425,11 +434,20 @@ mod tests {
 
     #[test]
     fn padded_positions_are_never_computed() {
-        let tokens = Tokens::new(&Tensor::from_slice2(&[[1i64, 1, 0], [1, 1, 1]]));
+        let b = super::super::EncodedBatch::from_host(
+            &[7; 6],
+            &[1, 1, 0, 1, 1, 1],
+            [2, 3],
+            Device::Cpu,
+        );
+        let tokens = Tokens::new(&b.attention_mask, b.real.as_ref());
         assert_eq!(
             Vec::<i64>::try_from(tokens.index.as_ref().unwrap()).unwrap(),
             [0, 1, 3, 4, 5]
         );
+        // The host-built index is the mask's nonzero positions.
+        let from_mask = b.attention_mask.reshape([-1]).nonzero().squeeze_dim(1);
+        assert!(from_mask.equal(b.real.as_ref().unwrap()));
         let x = Tensor::arange(18, (Kind::Float, Device::Cpu)).view([2, 3, 3]);
         let real = tokens.select(&x);
         assert_eq!(real.size(), [5, 3]);
@@ -444,7 +462,9 @@ mod tests {
             "real rows back in place, zeros at padding"
         );
         // Nothing padded: no index, no copies.
-        let full = Tokens::new(&Tensor::ones([2, 3], (Kind::Int64, Device::Cpu)));
+        let all = super::super::EncodedBatch::from_host(&[7; 6], &[1; 6], [2, 3], Device::Cpu);
+        assert!(all.real.is_none());
+        let full = Tokens::new(&all.attention_mask, all.real.as_ref());
         assert!(full.index.is_none());
         assert!(full.scatter(&full.select(&x)).equal(&x));
     }

@@ -7,8 +7,8 @@
 //!   ├─ tokenizer.json | vocab.txt | vocab.json+merges.txt ─▶ Tokenizer
 //!   ├─ VarStore: BertModel at the root (HF key names), MlpLayer under `mlp.dense`
 //!   └─ model.safetensors | pytorch_model.bin (or sharded) ─▶ variables; the rest seeded
-//! LoadedModel::forward_t(ids, mask, train) → all hidden states
-//! LoadedModel::sentence_embeddings(ids, mask, &Pooler, train) → [B, H]
+//! LoadedModel::forward_t(&EncodedBatch, train) → all hidden states
+//! LoadedModel::sentence_embeddings(&EncodedBatch, &Pooler, train) → [B, H]
 //! LoadedModel::embed(&sentences, &Pooler, max_len, batch_size) → [N, H] (eval, no_grad)
 //! LoadedModel::save_pretrained(dir)  (atomic; loadable by transformers' AutoModel)
 //! ```
@@ -36,10 +36,10 @@ pub trait Encoder: std::fmt::Debug + Send {
     /// Transformer layers `L`: [`Encoder::forward_t`] returns `L + 1` hidden states.
     fn num_layers(&self) -> usize;
 
-    /// Every hidden state `[B, T, H]` (index 0 the embedding output, `L` the last layer) of
-    /// `input_ids` `[B, T]` with `attention_mask` `[B, T]` (1 = token); `train` switches dropout.
-    /// Padded positions may hold anything the poolers mask out (BERT's are zeros).
-    fn forward_t(&self, input_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Vec<Tensor>;
+    /// Every hidden state `[B, T, H]` (index 0 the embedding output, `L` the last layer) of a
+    /// batch (ids, mask 1 = token, the real-token index); `train` switches dropout. Padded
+    /// positions may hold anything the poolers mask out (BERT's are zeros).
+    fn forward_t(&self, batch: &EncodedBatch, train: bool) -> Vec<Tensor>;
 }
 
 impl Encoder for BertModel {
@@ -47,8 +47,14 @@ impl Encoder for BertModel {
         BertModel::num_layers(self)
     }
 
-    fn forward_t(&self, input_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Vec<Tensor> {
-        BertModel::forward_t(self, input_ids, attention_mask, train)
+    fn forward_t(&self, batch: &EncodedBatch, train: bool) -> Vec<Tensor> {
+        BertModel::forward_t(
+            self,
+            &batch.input_ids,
+            &batch.attention_mask,
+            batch.real.as_ref(),
+            train,
+        )
     }
 }
 
@@ -63,21 +69,71 @@ pub fn build_encoder(root: &nn::Path, config: &BertConfig) -> Box<dyn Encoder> {
     }
 }
 
-/// A batch ready for the encoder: `[B, T]` int64 tensors on the CPU.
+/// A batch ready for the encoder: `[B, T]` int64 ids and mask on one device, and where its real
+/// tokens are. The index is built on the host with the batch, so the encoder never asks the
+/// device which positions are real (a `nonzero` on CUDA waits for the device to drain).
 #[derive(Debug)]
 pub struct EncodedBatch {
     /// Token ids.
     pub input_ids: Tensor,
     /// 1 at tokens, 0 at padding.
     pub attention_mask: Tensor,
+    /// Flat `[N]` indices into the `B·T` grid of the real tokens (row-major); `None` when no
+    /// position is padded.
+    pub real: Option<Tensor>,
+}
+
+impl EncodedBatch {
+    /// From host rows (ids and a 0/1 mask, `B·T` each, row-major) onto `device` in one copy:
+    /// ids, mask and the real-token index share one buffer, copied from page-locked memory on
+    /// CUDA and queued behind the device's work (the host goes on preparing the step).
+    pub fn from_host(ids: &[i64], mask: &[i64], shape: [i64; 2], device: Device) -> Self {
+        let n = ids.len();
+        debug_assert_eq!(n, mask.len());
+        debug_assert_eq!(n as i64, shape[0] * shape[1]);
+        let mut buf = Vec::with_capacity(3 * n);
+        buf.extend_from_slice(ids);
+        buf.extend_from_slice(mask);
+        buf.extend(
+            mask.iter()
+                .enumerate()
+                .filter(|(_, &m)| m != 0)
+                .map(|(i, _)| i as i64),
+        );
+        let real = buf.len() - 2 * n;
+        let flat = crate::runtime::to_device_queued(Tensor::from_slice(&buf), device);
+        EncodedBatch {
+            input_ids: flat.narrow(0, 0, n as i64).view(shape),
+            attention_mask: flat.narrow(0, n as i64, n as i64).view(shape),
+            real: (real < n).then(|| flat.narrow(0, 2 * n as i64, real as i64)),
+        }
+    }
+
+    /// A padded batch from the tokenizer onto `device`.
+    pub fn from_padded(b: &PaddedBatch, device: Device) -> Self {
+        Self::from_host(&b.ids, &b.mask, b.shape, device)
+    }
+
+    /// The same batch on `device`.
+    pub fn to_device(&self, device: Device) -> Self {
+        EncodedBatch {
+            input_ids: self.input_ids.to_device(device),
+            attention_mask: self.attention_mask.to_device(device),
+            real: self.real.as_ref().map(|r| r.to_device(device)),
+        }
+    }
+
+    /// `[B, T]`.
+    pub fn shape(&self) -> (i64, i64) {
+        self.input_ids
+            .size2()
+            .expect("input_ids must be [batch, tokens]")
+    }
 }
 
 impl From<PaddedBatch> for EncodedBatch {
     fn from(b: PaddedBatch) -> Self {
-        EncodedBatch {
-            input_ids: Tensor::from_slice(&b.ids).reshape(b.shape),
-            attention_mask: Tensor::from_slice(&b.mask).reshape(b.shape),
-        }
+        EncodedBatch::from_padded(&b, Device::Cpu)
     }
 }
 
@@ -266,42 +322,33 @@ impl LoadedModel {
     }
 
     /// All hidden states (index 0 embeddings, index L last layer), see [`BertModel::forward_t`].
-    pub fn forward_t(
-        &self,
-        input_ids: &Tensor,
-        attention_mask: &Tensor,
-        train: bool,
-    ) -> Vec<Tensor> {
-        self.encoder.forward_t(input_ids, attention_mask, train)
+    pub fn forward_t(&self, batch: &EncodedBatch, train: bool) -> Vec<Tensor> {
+        self.encoder.forward_t(batch, train)
     }
 
     /// Sentence vectors `[B, H]`: the encoder then the pooler (with the MLP where SimCSE applies
     /// it). `train` switches dropout and the `cls` pooler's training behaviour.
     pub fn sentence_embeddings(
         &self,
-        input_ids: &Tensor,
-        attention_mask: &Tensor,
+        batch: &EncodedBatch,
         pooler: &Pooler,
         train: bool,
     ) -> Tensor {
-        let hidden = self.forward_t(input_ids, attention_mask, train);
-        pooler.forward_t(&hidden, attention_mask, &self.mlp, train)
+        let hidden = self.forward_t(batch, train);
+        pooler.forward_t(&hidden, &batch.attention_mask, &self.mlp, train)
     }
 
     /// Tokenise and pad `sentences` (checked against the model's length limit) onto the model's
     /// device.
     pub fn encode<S: AsRef<str>>(&self, sentences: &[S], max_len: usize) -> Result<EncodedBatch> {
         self.check_max_len(max_len)?;
-        let b = self.tokenizer.encode_batch(sentences, max_len)?;
-        Ok(EncodedBatch {
-            input_ids: b.input_ids.to_device(self.device()),
-            attention_mask: b.attention_mask.to_device(self.device()),
-        })
+        let b = self.tokenizer.encode_ids(sentences, max_len)?;
+        Ok(EncodedBatch::from_padded(&b, self.device()))
     }
 
     /// Embed sentences for evaluation: eval mode (no dropout), no gradients, in batches of
     /// `batch_size` (grouped by length; the result keeps the input order). Returns `[N, H]` f32
-    /// on the model's device. Wrap in `tch::autocast` for mixed precision.
+    /// on the model's device. Evaluation and probes run it in fp32 (no autocast), as SimCSE evaluates.
     pub fn embed<S: AsRef<str>>(
         &self,
         sentences: &[S],
@@ -329,10 +376,8 @@ impl LoadedModel {
                 .map(|chunk| {
                     let batch: Vec<TokenizedSentence> =
                         chunk.iter().map(|&i| toks[i].clone()).collect();
-                    let b = self.tokenizer.pad(&batch);
-                    let ids = b.input_ids.to_device(device);
-                    let mask = b.attention_mask.to_device(device);
-                    self.sentence_embeddings(&ids, &mask, pooler, false)
+                    let b = EncodedBatch::from_padded(&self.tokenizer.pad_ids(&batch), device);
+                    self.sentence_embeddings(&b, pooler, false)
                         .to_kind(Kind::Float)
                 })
                 .collect()

@@ -81,18 +81,13 @@ fn forward_gives_all_hidden_states() {
     let b = m.encode(&SENTENCES, 32).unwrap();
     let (n, t) = b.input_ids.size2().unwrap();
     assert_eq!(n, 3);
-    let hs = m.forward_t(&b.input_ids, &b.attention_mask, false);
+    let hs = m.forward_t(&b, false);
     assert_eq!(hs.len(), 3);
     for h in &hs {
         assert_eq!(h.size(), [3, t, 32]);
         assert_eq!(h.kind(), Kind::Float);
     }
-    let z = m.sentence_embeddings(
-        &b.input_ids,
-        &b.attention_mask,
-        &Pooler::new(Pooling::Cls),
-        true,
-    );
+    let z = m.sentence_embeddings(&b, &Pooler::new(Pooling::Cls), true);
     assert_eq!(z.size(), [3, 32]);
     // Padding does not change a sentence's vector: alone vs in a padded batch.
     let alone = m
@@ -122,11 +117,7 @@ fn dropout_only_in_training() {
     let dir = tiny_dir(tmp.path());
     let m = random(&dir, 3);
     let b = m.encode(&SENTENCES, 32).unwrap();
-    let last = |train: bool| {
-        m.forward_t(&b.input_ids, &b.attention_mask, train)
-            .pop()
-            .unwrap()
-    };
+    let last = |train: bool| m.forward_t(&b, train).pop().unwrap();
     let e1 = last(false);
     let e2 = last(false);
     assert!(e1.equal(&e2), "eval mode must be deterministic");
@@ -149,14 +140,8 @@ fn dropout_only_in_training() {
         ..Default::default()
     };
     let m0 = LoadedModel::load(&dir, Init::Random { seed: 3 }, &o, Device::Cpu).unwrap();
-    let h_train = m0
-        .forward_t(&b.input_ids, &b.attention_mask, true)
-        .pop()
-        .unwrap();
-    let h_eval = m0
-        .forward_t(&b.input_ids, &b.attention_mask, false)
-        .pop()
-        .unwrap();
+    let h_train = m0.forward_t(&b, true).pop().unwrap();
+    let h_eval = m0.forward_t(&b, false).pop().unwrap();
     assert!(max_abs_diff(&h_train, &h_eval) < 1e-6);
     assert!(max_abs_diff(&h_eval, &e1) < 1e-6, "same seed, same weights");
 }
@@ -620,7 +605,7 @@ fn dtype_flows_through_the_encoder() {
     let reference = m.embed(&SENTENCES, &p, 32, 8).unwrap();
     // In bfloat16 the mask uses bfloat16's min and every hidden state stays bfloat16.
     m.vs.bfloat16();
-    let hs = m.forward_t(&b.input_ids, &b.attention_mask, true);
+    let hs = m.forward_t(&b, true);
     assert!(hs.iter().all(|h| h.kind() == Kind::BFloat16));
     let low = m.embed(&SENTENCES, &p, 32, 8).unwrap();
     assert_eq!(low.kind(), Kind::Float, "embed returns f32");

@@ -18,7 +18,7 @@
 //! and sentence metrics of the mask-weighted mean of that layer's token vectors (`avg` pooling).
 
 use crate::model::pooling::masked_mean;
-use crate::model::{Encode, LoadedModel, Pooler, TokenizedSentence};
+use crate::model::{LoadedModel, Pooler, TokenizedSentence};
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::HashMap;
 use std::path::Path;
@@ -160,8 +160,8 @@ pub fn alignment_pairs(data_dir: &Path) -> Result<Vec<(String, String)>> {
 /// One forward chunk of a sentence list, on the device.
 #[derive(Debug)]
 struct Chunk {
-    ids: Tensor,
-    mask: Tensor,
+    /// Ids, mask and the real-token index.
+    enc: crate::model::EncodedBatch,
     /// Positions of the sentences of the chunk in the list.
     rows: Tensor,
     /// Into the flattened `[B·T]` token grid: the non-padding tokens.
@@ -190,7 +190,8 @@ fn chunks(
         .map(|c| {
             let batch: Vec<TokenizedSentence> = c.iter().map(|&i| toks[i].clone()).collect();
             let t = batch.iter().map(|s| s.len()).max().unwrap_or(0);
-            let enc = model.tokenizer.pad(&batch);
+            let enc =
+                crate::model::EncodedBatch::from_padded(&model.tokenizer.pad_ids(&batch), device);
             let (mut flat, mut sent, mut n_k, mut sel_pos, mut sel_type) =
                 (vec![], vec![], vec![], vec![], vec![]);
             for (b, s) in batch.iter().enumerate() {
@@ -212,8 +213,7 @@ fn chunks(
             let rows: Vec<i64> = c.iter().map(|&i| i as i64).collect();
             let dev = |v: &[i64]| Tensor::from_slice(v).to_device(device);
             Chunk {
-                ids: enc.input_ids.to_device(device),
-                mask: enc.attention_mask.to_device(device),
+                enc,
                 rows: dev(&rows),
                 flat: dev(&flat),
                 sent: dev(&sent),
@@ -565,13 +565,13 @@ fn forward_pass(
         .map(|_| Tensor::zeros([n as i64, h], (Kind::Double, device)))
         .collect();
     for c in chunks {
-        let hidden = model.forward_t(&c.ids, &c.mask, false);
+        let hidden = model.forward_t(&c.enc, false);
         let z = pooler
-            .forward_t(&hidden, &c.mask, &model.mlp, false)
+            .forward_t(&hidden, &c.enc.attention_mask, &model.mlp, false)
             .to_kind(Kind::Double);
         pooled = pooled.index_copy(0, &c.rows, &z);
         for (slot, &l) in per_layer.iter_mut().zip(layers) {
-            let m = masked_mean(&hidden[l].to_kind(Kind::Double), &c.mask);
+            let m = masked_mean(&hidden[l].to_kind(Kind::Double), &c.enc.attention_mask);
             *slot = slot.index_copy(0, &c.rows, &m);
         }
         if let Some((tl, accs)) = acc.as_mut() {

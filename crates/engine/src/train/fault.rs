@@ -3,7 +3,9 @@
 //!
 //! ```text
 //! SIMSWEEP_FAULT = FAULT[,FAULT…]
-//! FAULT          = KIND@STEP[:RUN]      RUN: a prefix of the run id (default: every run)
+//! FAULT          = KIND@STEP[-LAST][:RUN]
+//!                                       at STEP, or at every step from STEP to LAST; RUN: a
+//!                                       prefix of the run id (default: every run)
 //! KIND           = nan_grad             after the backward pass, the gradient of one parameter
 //!                                       (the first by name) is filled with NaN
 //!                | loss_explode         the step's loss is multiplied by 1e39, beyond f32's
@@ -40,6 +42,8 @@ pub enum Kind {
 pub struct Fault {
     pub kind: Kind,
     pub step: i64,
+    /// The last step it recurs at (`step` for one step).
+    pub last: i64,
     /// A prefix of the run id; `None` = every run.
     pub run: Option<String>,
 }
@@ -52,7 +56,7 @@ pub struct Faults(Vec<Fault>);
 pub fn parse(spec: &str) -> Result<Vec<Fault>> {
     let mut out = Vec::new();
     for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let usage = "expected KIND@STEP or KIND@STEP:RUN_ID_PREFIX, KIND nan_grad, loss_explode, segv or abort";
+        let usage = "expected KIND@STEP, KIND@STEP-LAST or either with :RUN_ID_PREFIX, KIND nan_grad, loss_explode, segv or abort";
         let Some((kind, rest)) = item.split_once('@') else {
             bail!("{VAR}: `{item}`: {usage}");
         };
@@ -67,16 +71,22 @@ pub fn parse(spec: &str) -> Result<Vec<Fault>> {
             Some((s, r)) => (s, Some(r.to_string())),
             None => (rest, None),
         };
-        let step: i64 = match step.parse() {
-            Ok(s) if s >= 1 => s,
-            _ => bail!("{VAR}: `{item}`: the step must be an integer ≥ 1; {usage}"),
+        let (first, last) = step.split_once('-').unwrap_or((step, step));
+        let (step, last): (i64, i64) = match (first.parse(), last.parse()) {
+            (Ok(s), Ok(l)) if s >= 1 && l >= s => (s, l),
+            _ => bail!("{VAR}: `{item}`: the step must be an integer ≥ 1 (a range FIRST-LAST with LAST ≥ FIRST); {usage}"),
         };
         if run.as_deref().is_some_and(|r| {
             r.is_empty() || r.len() > 16 || !r.bytes().all(|b| b.is_ascii_hexdigit())
         }) {
             bail!("{VAR}: `{item}`: the run must be 1–16 hex digits of a run id; {usage}");
         }
-        out.push(Fault { kind, step, run });
+        out.push(Fault {
+            kind,
+            step,
+            last,
+            run,
+        });
     }
     Ok(out)
 }
@@ -105,7 +115,9 @@ impl Faults {
     }
 
     fn at(&self, kind: Kind, step: i64) -> bool {
-        self.0.iter().any(|f| f.kind == kind && f.step == step)
+        self.0
+            .iter()
+            .any(|f| f.kind == kind && (f.step..=f.last).contains(&step))
     }
 
     /// `segv` or `abort` at this step: end the process by that signal, natively.
@@ -166,11 +178,13 @@ mod tests {
                 Fault {
                     kind: Kind::NanGrad,
                     step: 37,
+                    last: 37,
                     run: Some("4f54".into())
                 },
                 Fault {
                     kind: Kind::LossExplode,
                     step: 12,
+                    last: 12,
                     run: None
                 },
             ]
@@ -180,15 +194,22 @@ mod tests {
         assert!(only.at(Kind::NanGrad, 37) && only.at(Kind::LossExplode, 12));
         let other = Faults::for_run(f, "b00b6ec2c8314602");
         assert!(!other.at(Kind::NanGrad, 37) && other.at(Kind::LossExplode, 12));
+        // A range recurs at each of its steps.
+        let r = Faults::for_run(parse("nan_grad@5-8").unwrap(), "ab");
+        assert_eq!(
+            (3..=10).map(|s| r.at(Kind::NanGrad, s)).collect::<Vec<_>>(),
+            [false, false, true, true, true, true, false, false]
+        );
     }
 
     #[test]
     fn malformed_values_are_refused_with_the_usage() {
         for (spec, msg) in [
-            ("nan_grad", "SIMSWEEP_FAULT: `nan_grad`: expected KIND@STEP or KIND@STEP:RUN_ID_PREFIX, KIND nan_grad, loss_explode, segv or abort"),
-            ("inf_grad@3", "SIMSWEEP_FAULT: `inf_grad@3`: unknown fault `inf_grad`; expected KIND@STEP or KIND@STEP:RUN_ID_PREFIX, KIND nan_grad, loss_explode, segv or abort"),
-            ("nan_grad@0", "SIMSWEEP_FAULT: `nan_grad@0`: the step must be an integer ≥ 1; expected KIND@STEP or KIND@STEP:RUN_ID_PREFIX, KIND nan_grad, loss_explode, segv or abort"),
-            ("nan_grad@3:xyz", "SIMSWEEP_FAULT: `nan_grad@3:xyz`: the run must be 1–16 hex digits of a run id; expected KIND@STEP or KIND@STEP:RUN_ID_PREFIX, KIND nan_grad, loss_explode, segv or abort"),
+            ("nan_grad", "SIMSWEEP_FAULT: `nan_grad`: expected KIND@STEP, KIND@STEP-LAST or either with :RUN_ID_PREFIX, KIND nan_grad, loss_explode, segv or abort"),
+            ("inf_grad@3", "SIMSWEEP_FAULT: `inf_grad@3`: unknown fault `inf_grad`; expected KIND@STEP, KIND@STEP-LAST or either with :RUN_ID_PREFIX, KIND nan_grad, loss_explode, segv or abort"),
+            ("nan_grad@0", "SIMSWEEP_FAULT: `nan_grad@0`: the step must be an integer ≥ 1 (a range FIRST-LAST with LAST ≥ FIRST); expected KIND@STEP, KIND@STEP-LAST or either with :RUN_ID_PREFIX, KIND nan_grad, loss_explode, segv or abort"),
+            ("nan_grad@9-3", "SIMSWEEP_FAULT: `nan_grad@9-3`: the step must be an integer ≥ 1 (a range FIRST-LAST with LAST ≥ FIRST); expected KIND@STEP, KIND@STEP-LAST or either with :RUN_ID_PREFIX, KIND nan_grad, loss_explode, segv or abort"),
+            ("nan_grad@3:xyz", "SIMSWEEP_FAULT: `nan_grad@3:xyz`: the run must be 1–16 hex digits of a run id; expected KIND@STEP, KIND@STEP-LAST or either with :RUN_ID_PREFIX, KIND nan_grad, loss_explode, segv or abort"),
         ] {
             assert_eq!(parse(spec).unwrap_err().to_string(), msg);
         }

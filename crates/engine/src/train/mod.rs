@@ -63,6 +63,11 @@ fn flush_every() -> i64 {
         .unwrap_or(FLUSH_EVERY)
 }
 
+/// `SIMSWEEP_COUNT_HOST_READS=1` (a testing aid): the run records a `host_reads` event, the reads
+/// of device values by the host in its training loop ([`crate::runtime::host_read`]) and the
+/// metric windows, so a test can check that a step makes none of its own.
+pub const COUNT_HOST_READS: &str = "SIMSWEEP_COUNT_HOST_READS";
+
 /// The step metrics known on the host at a flush; the others are stacked on the device each step.
 const HOST_METRICS: [&str; 2] = ["lr", "tokens_per_s"];
 
@@ -109,12 +114,17 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         .collect();
     let mut opt = optim::FlatAdamW::new(named, cfg.train.weight_decay, 0.9, 0.999, 1e-8);
     let start = resumed.as_ref().map_or(1, |(s, _, _)| s.step + 1);
+    if let Device::Cuda(_) = device {
+        crate::runtime::set_tf32(cfg.train.tf32);
+    }
     let autocast = match (device, cfg.train.precision.as_str()) {
         (Device::Cuda(_), "bf16") => Some(Kind::BFloat16),
         (Device::Cuda(_), "fp16") => Some(Kind::Half),
         _ => None,
     };
-    let mut scaler = LossScaler::new(autocast == Some(Kind::Half));
+    let mut scaler = LossScaler::new(
+        autocast == Some(Kind::Half) || std::env::var(FORCE_LOSS_SCALER).is_ok_and(|v| v == "1"),
+    );
     if let (Some((state, m, v)), Some(dir)) = (&resumed, job.resume) {
         if state.total_steps != total {
             return Err(resume_err(
@@ -154,7 +164,6 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         sts: &sts,
         eval_len,
         eval_bs,
-        autocast,
         probe_set: &probe_set,
         probe_layers: &probe_layers,
         total,
@@ -226,6 +235,8 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         step_metrics: &step_metrics,
         batch: b,
     };
+    let reads_before = crate::runtime::host_reads();
+    let mut windows = 0u64;
     for step in start..=total {
         faults.on_step(step);
         prof.start(step);
@@ -242,7 +253,7 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         let views = if per == 1 { 2 } else { 3 };
         let seqs = step_sequences(tokens, idx);
         window_tokens += seqs.iter().map(|s| s.len()).sum::<usize>();
-        let (ids, mask) = batch::collate(&seqs, pad, device);
+        let batch = batch::collate(&seqs, pad, device);
         prof.mark(step, "batch");
         let lr = optim::lr_at(
             step - 1,
@@ -251,16 +262,10 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
             cfg.train.lr,
             &cfg.train.lr_schedule,
         );
-        let row = stepper.step(
-            step,
-            (&ids, &mask, views),
-            lr,
-            &mut opt,
-            &mut scaler,
-            &mut prof,
-        );
+        let row = stepper.step(step, (&batch, views), lr, &mut opt, &mut scaler, &mut prof);
         pending.push(row);
         prof.mark(step, "metrics");
+        let stalled = scaler.stalled();
 
         let checkpoint_now = cfg.train.checkpoint_every > 0
             && step % cfg.train.checkpoint_every == 0
@@ -268,14 +273,23 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         let cancelled = job.cancel.load(Ordering::Relaxed);
         let eval_now = cfg.eval.every > 0 && step % cfg.eval.every == 0 || step == total;
         let probe_now = cfg.probe.every > 0 && step % cfg.probe.every == 0 || step == total;
-        if step % flush == 0 || eval_now || probe_now || cancelled || checkpoint_now {
+        if step % flush == 0
+            || eval_now
+            || probe_now
+            || cancelled
+            || checkpoint_now
+            || stalled.is_some()
+        {
             // One host copy for the window's metrics; this is also where a divergence is seen.
-            let host = Vec::<f64>::try_from(
-                Tensor::stack(&pending, 0)
-                    .to_kind(Kind::Double)
-                    .to_device(Device::Cpu)
-                    .flatten(0, -1),
-            )?;
+            let host = crate::runtime::host_read(|| {
+                Vec::<f64>::try_from(
+                    Tensor::stack(&pending, 0)
+                        .to_kind(Kind::Double)
+                        .to_device(Device::Cpu)
+                        .flatten(0, -1),
+                )
+            })?;
+            windows += 1;
             let secs = window_start.elapsed().as_secs_f64().max(1e-9);
             let window = Window {
                 cfg,
@@ -284,6 +298,7 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
                 total,
                 tokens_per_s: window_tokens as f64 / secs,
                 check_grad_norm: !scaler.enabled,
+                stalled: stalled.as_deref().map(|why| (step, why)),
             };
             let (rows, diverged) = window.rows(&host);
             outcome = outcome.or(diverged);
@@ -319,6 +334,18 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         }
     }
 
+    if std::env::var(COUNT_HOST_READS).is_ok_and(|v| v == "1") {
+        send(
+            &job.events,
+            Event::Note {
+                kind: "host_reads".into(),
+                message: format!(
+                    "{} host reads in steps {start}..{total}, {windows} metric windows",
+                    crate::runtime::host_reads() - reads_before
+                ),
+            },
+        )?;
+    }
     if prof.on() {
         send(
             &job.events,
@@ -343,7 +370,6 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
             tasks: &final_tasks,
             max_len: eval_len,
             batch_size: eval_bs,
-            autocast,
         };
         send(
             &job.events,
@@ -360,7 +386,6 @@ struct RunIo<'a> {
     sts: &'a StsData,
     eval_len: usize,
     eval_bs: usize,
-    autocast: Option<Kind>,
     probe_set: &'a crate::probe::ProbeSet,
     probe_layers: &'a [usize],
     total: i64,
@@ -396,7 +421,6 @@ impl RunIo<'_> {
             &[Task::StsbDev],
             self.eval_len,
             self.eval_bs,
-            self.autocast,
         )?;
         let v = scores.get(Task::StsbDev).unwrap_or(f64::NAN);
         send(
@@ -489,7 +513,7 @@ impl Stepper<'_> {
     fn step(
         &self,
         step: i64,
-        (ids, mask, views): (&Tensor, &Tensor, usize),
+        (batch, views): (&crate::model::EncodedBatch, usize),
         lr: f64,
         opt: &mut optim::FlatAdamW,
         scaler: &mut LossScaler,
@@ -497,7 +521,7 @@ impl Stepper<'_> {
     ) -> Tensor {
         // The encoder runs under autocast (on CUDA, as configured); the loss always in fp32, as the
         // views are cast up before their similarities are taken.
-        let encode = || self.model.sentence_embeddings(ids, mask, self.pooler, true);
+        let encode = || self.model.sentence_embeddings(batch, self.pooler, true);
         let z = match self.autocast {
             Some(kind) => crate::runtime::autocast(kind, encode),
             None => encode(),
@@ -618,6 +642,8 @@ struct Window<'a> {
     total: i64,
     tokens_per_s: f64,
     check_grad_norm: bool,
+    /// The loss scaler gave up at this step, for this reason ([`LossScaler::stalled`]).
+    stalled: Option<(i64, &'a str)>,
 }
 
 impl Window<'_> {
@@ -634,6 +660,11 @@ impl Window<'_> {
                 outcome = Some(Outcome::Diverged {
                     step: s,
                     detail: format!("loss = {}, grad_norm = {} at step {s}", vals[0], vals[1]),
+                });
+            } else if let Some((at, why)) = self.stalled.filter(|(at, _)| *at == s) {
+                outcome = Some(Outcome::Diverged {
+                    step: at,
+                    detail: format!("{why} at step {at}"),
                 });
             }
             if s % cfg.train.log_every == 0 || s == total || outcome.is_some() {
@@ -668,7 +699,6 @@ struct FinalEval<'a> {
     tasks: &'a [Task],
     max_len: usize,
     batch_size: usize,
-    autocast: Option<Kind>,
 }
 
 impl FinalEval<'_> {
@@ -697,7 +727,6 @@ impl FinalEval<'_> {
             self.tasks,
             self.max_len,
             self.batch_size,
-            self.autocast,
         )?;
         let mut rows: Vec<(i64, String, f64)> = scores
             .entries()
@@ -884,7 +913,9 @@ fn epoch_order(cfg: &RunConfig, n_all: usize, n: usize, epoch: i64) -> Vec<usize
 }
 
 /// Evaluate `tasks` with the model's sentence embeddings (eval mode, no truncation below the model's
-/// limit, as SentEval feeds whole sentences).
+/// limit, as SentEval feeds whole sentences), always in fp32: SimCSE evaluates in fp32, and the
+/// best checkpoint is then chosen on numbers `simsweep eval` reproduces, whatever the training
+/// precision.
 pub fn embed_scores(
     model: &LoadedModel,
     pooler: &Pooler,
@@ -892,25 +923,35 @@ pub fn embed_scores(
     tasks: &[Task],
     max_len: usize,
     batch_size: usize,
-    autocast: Option<Kind>,
 ) -> Result<Scores> {
-    let mut embed = |s: &[String]| -> Result<Tensor> {
-        let f = || model.embed(s, pooler, max_len, s.len().max(1));
-        Ok(match autocast {
-            Some(kind) => crate::runtime::autocast(kind, f)?,
-            None => f()?,
-        })
-    };
+    let mut embed =
+        |s: &[String]| -> Result<Tensor> { Ok(model.embed(s, pooler, max_len, s.len().max(1))?) };
     sts.evaluate(tasks, batch_size, &mut embed)
 }
 
 /// Dynamic loss scaling for fp16 (as torch.cuda.amp.GradScaler): scale the loss, unscale the
 /// gradients, skip the update and halve the scale on overflow, double it after 2000 clean steps.
+/// Unlike GradScaler it gives up: after [`MAX_SKIPPED_STEPS`] skipped steps in a row, or once the
+/// scale is below [`MIN_LOSS_SCALE`], the gradients are not finite at any scale and the run is
+/// diverged instead of skipping steps for ever.
 struct LossScaler {
     enabled: bool,
     scale: f64,
     clean: i64,
+    /// Steps skipped in a row (non-finite gradients), since the last clean one.
+    skipped: i64,
 }
+
+/// Consecutive skipped steps after which an fp16 run is diverged (the scale has then fallen
+/// 2^25-fold).
+pub const MAX_SKIPPED_STEPS: i64 = 25;
+
+/// The smallest loss scale before an fp16 run is diverged: 2^-24, fp16's smallest subnormal.
+pub const MIN_LOSS_SCALE: f64 = 5.960464477539063e-8;
+
+/// `SIMSWEEP_FORCE_LOSS_SCALER=1` (a testing aid): the loss scaler on in any precision, so its
+/// handling of overflows can be tested on the CPU.
+pub const FORCE_LOSS_SCALER: &str = "SIMSWEEP_FORCE_LOSS_SCALER";
 
 impl LossScaler {
     fn new(enabled: bool) -> Self {
@@ -918,6 +959,7 @@ impl LossScaler {
             enabled,
             scale: 65536.0,
             clean: 0,
+            skipped: 0,
         }
     }
 
@@ -935,18 +977,31 @@ impl LossScaler {
             return true;
         }
         let g = opt.flat_grad();
-        let finite = g.isfinite().all().int64_value(&[]) != 0;
+        // The one host read of a step with the scaler on: whether to apply the update.
+        let finite = crate::runtime::host_read(|| g.isfinite().all().int64_value(&[]) != 0);
         if !finite {
             self.scale /= 2.0;
             self.clean = 0;
+            self.skipped += 1;
             return false;
         }
         opt.scale_grads(1.0 / self.scale);
+        self.skipped = 0;
         self.clean += 1;
         if self.clean >= 2000 {
             self.scale *= 2.0;
             self.clean = 0;
         }
         true
+    }
+
+    /// Why the run should end as diverged: too many skipped steps in a row, or a vanishing scale.
+    fn stalled(&self) -> Option<String> {
+        (self.enabled && (self.skipped >= MAX_SKIPPED_STEPS || self.scale < MIN_LOSS_SCALE)).then(|| {
+            format!(
+                "the fp16 loss scaler skipped {} steps in a row on non-finite gradients (scale {:e}; the run gives up after {MAX_SKIPPED_STEPS} in a row or below {MIN_LOSS_SCALE:e})",
+                self.skipped, self.scale
+            )
+        })
     }
 }
