@@ -180,23 +180,19 @@ mod context {
         pub fn global_context() -> *mut std::ffi::c_void;
         #[link_name = "_ZN2at7Context18setAllowTF32CuBLASEb"]
         pub fn set_allow_tf32_cublas(ctx: *mut std::ffi::c_void, allow: bool);
-        #[link_name = "_ZN2at7Context17setAllowTF32CuDNNEb"]
-        pub fn set_allow_tf32_cudnn(ctx: *mut std::ffi::c_void, allow: bool);
         #[link_name = "_ZNK2at7Context15allowTF32CuBLASEv"]
         pub fn allow_tf32_cublas(ctx: *const std::ffi::c_void) -> bool;
     }
 }
 
-/// Allow (or forbid) TF32 for fp32 matrix products and convolutions on CUDA (`train.tf32`). Off
-/// by default, as in PyTorch: fp32 runs then compute in full fp32, at a fraction of an Ampere-or-
-/// later GPU's tensor-core speed. Process-wide; each run has its own engine process.
+/// Allow (or forbid) TF32 for fp32 matrix products on CUDA (`train.tf32`; cuBLAS, PyTorch's
+/// `torch.backends.cuda.matmul.allow_tf32`). Off by default, as in PyTorch: fp32 products then run
+/// in full fp32, at a fraction of an Ampere-or-later GPU's tensor-core speed. cuDNN's own switch
+/// (convolutions, which BERT has none of) keeps PyTorch's default. Process-wide; each run has its
+/// own engine process.
 pub fn set_tf32(allow: bool) {
-    // SAFETY: libtorch's global context lives for the whole process; the setters take a bool.
-    unsafe {
-        let ctx = context::global_context();
-        context::set_allow_tf32_cublas(ctx, allow);
-        context::set_allow_tf32_cudnn(ctx, allow);
-    }
+    // SAFETY: libtorch's global context lives for the whole process; the setter takes a bool.
+    unsafe { context::set_allow_tf32_cublas(context::global_context(), allow) }
 }
 
 /// Whether fp32 matrix products on CUDA may use TF32.
@@ -273,6 +269,8 @@ fn scalar_type(kind: tch::Kind) -> i8 {
 pub struct Autocast {
     previous_enabled: bool,
     previous_dtype: i8,
+    /// Autocast state is per thread: the guard must be dropped where it was made (not `Send`).
+    _thread: std::marker::PhantomData<*const ()>,
 }
 
 impl Autocast {
@@ -283,6 +281,7 @@ impl Autocast {
             let guard = Autocast {
                 previous_enabled: ffi::is_autocast_enabled(DEVICE_TYPE_CUDA),
                 previous_dtype: ffi::get_autocast_dtype(DEVICE_TYPE_CUDA),
+                _thread: std::marker::PhantomData,
             };
             ffi::set_autocast_dtype(DEVICE_TYPE_CUDA, scalar_type(dtype));
             ffi::set_autocast_enabled(DEVICE_TYPE_CUDA, true);

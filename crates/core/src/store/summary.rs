@@ -200,8 +200,16 @@ pub struct Check {
     pub mismatches: Vec<Mismatch>,
 }
 
-/// Compare every stored summary with a full scan of the rows.
+/// Compare every stored summary with a full scan of the rows, both read in one transaction, so
+/// from one snapshot: a writer committing meanwhile cannot make them disagree.
 pub fn check(conn: &Connection) -> rusqlite::Result<Check> {
+    let tx = conn.unchecked_transaction()?;
+    let found = check_in(&tx)?;
+    tx.commit()?;
+    Ok(found)
+}
+
+fn check_in(conn: &Connection) -> rusqlite::Result<Check> {
     let mut stored: std::collections::BTreeMap<Key, Summary> = Default::default();
     {
         let mut st = conn.prepare(&format!(

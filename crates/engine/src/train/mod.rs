@@ -997,11 +997,50 @@ impl LossScaler {
 
     /// Why the run should end as diverged: too many skipped steps in a row, or a vanishing scale.
     fn stalled(&self) -> Option<String> {
-        (self.enabled && (self.skipped >= MAX_SKIPPED_STEPS || self.scale < MIN_LOSS_SCALE)).then(|| {
-            format!(
+        if !self.enabled {
+            return None;
+        }
+        if self.skipped >= MAX_SKIPPED_STEPS {
+            return Some(format!(
                 "the fp16 loss scaler skipped {} steps in a row on non-finite gradients (scale {:e}; the run gives up after {MAX_SKIPPED_STEPS} in a row or below {MIN_LOSS_SCALE:e})",
                 self.skipped, self.scale
+            ));
+        }
+        (self.scale < MIN_LOSS_SCALE).then(|| {
+            format!(
+                "the fp16 loss scale fell to {:e}, below {MIN_LOSS_SCALE:e} (fp16's smallest subnormal), after repeated non-finite gradients",
+                self.scale
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LossScaler, MAX_SKIPPED_STEPS, MIN_LOSS_SCALE};
+
+    #[test]
+    fn the_loss_scaler_gives_up_on_skipped_steps_in_a_row_or_a_vanishing_scale() {
+        let mut s = LossScaler::new(true);
+        assert_eq!(s.stalled(), None);
+        s.skipped = MAX_SKIPPED_STEPS - 1;
+        assert_eq!(s.stalled(), None);
+        s.skipped = MAX_SKIPPED_STEPS;
+        assert!(s
+            .stalled()
+            .unwrap()
+            .starts_with("the fp16 loss scaler skipped 25 steps in a row"));
+        // Skips alternating with clean steps: the count restarts, the scale still falls.
+        s.skipped = 1;
+        s.scale = MIN_LOSS_SCALE / 2.0;
+        assert_eq!(
+            s.stalled().unwrap(),
+            "the fp16 loss scale fell to 2.9802322387695313e-8, below 5.960464477539063e-8 (fp16's smallest subnormal), after repeated non-finite gradients"
+        );
+        // Off (fp32, bf16): never.
+        let mut off = LossScaler::new(false);
+        off.skipped = 100;
+        off.scale = 0.0;
+        assert_eq!(off.stalled(), None);
     }
 }
