@@ -270,24 +270,20 @@ pub fn fold_batch(
     key: Key,
     rows: &[(i64, Option<f64>)],
 ) -> rusqlite::Result<()> {
-    let Some(&(first_step, first_value)) = rows.first() else {
+    let Some(&(first_step, _)) = rows.first() else {
         return Ok(());
     };
-    let stored = get(conn, key)?;
-    if stored.is_some_and(|s| first_step <= s.last.0) {
+    let mut s = get(conn, key)?;
+    if s.is_some_and(|s| first_step <= s.last.0) {
         return recompute_key(conn, key);
     }
-    let mut s = match stored {
-        Some(mut s) => {
-            s.push(first_step, first_value);
-            s
+    for &(step, value) in rows {
+        match s.as_mut() {
+            Some(s) => s.push(step, value),
+            None => s = Some(Summary::new(step, value)),
         }
-        None => Summary::new(first_step, first_value),
-    };
-    for &(step, value) in &rows[1..] {
-        s.push(step, value);
     }
-    put(conn, key, &s)
+    put(conn, key, &s.expect("rows is not empty"))
 }
 
 #[cfg(test)]

@@ -113,45 +113,6 @@ impl EncodedBatch {
     pub fn from_padded(b: &PaddedBatch, device: Device) -> Self {
         Self::from_host(&b.ids, &b.mask, b.shape, device)
     }
-
-    /// The same batch on `device`.
-    pub fn to_device(&self, device: Device) -> Self {
-        EncodedBatch {
-            input_ids: self.input_ids.to_device(device),
-            attention_mask: self.attention_mask.to_device(device),
-            real: self.real.as_ref().map(|r| r.to_device(device)),
-        }
-    }
-
-    /// `[B, T]`.
-    pub fn shape(&self) -> (i64, i64) {
-        self.input_ids
-            .size2()
-            .expect("input_ids must be [batch, tokens]")
-    }
-}
-
-impl From<PaddedBatch> for EncodedBatch {
-    fn from(b: PaddedBatch) -> Self {
-        EncodedBatch::from_padded(&b, Device::Cpu)
-    }
-}
-
-/// The tokenizer's batches as tensors.
-pub trait Encode {
-    /// Pad tokenised sentences to the longest into `[B, T]` tensors (CPU, int64).
-    fn pad(&self, sentences: &[TokenizedSentence]) -> EncodedBatch;
-    /// Tokenise and pad (see [`Tokenizer::encode_ids`]).
-    fn encode_batch<S: AsRef<str>>(&self, sentences: &[S], max_len: usize) -> Result<EncodedBatch>;
-}
-
-impl Encode for Tokenizer {
-    fn pad(&self, sentences: &[TokenizedSentence]) -> EncodedBatch {
-        self.pad_ids(sentences).into()
-    }
-    fn encode_batch<S: AsRef<str>>(&self, sentences: &[S], max_len: usize) -> Result<EncodedBatch> {
-        Ok(self.encode_ids(sentences, max_len)?.into())
-    }
 }
 
 /// libtorch's errors as model errors.

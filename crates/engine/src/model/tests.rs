@@ -558,9 +558,11 @@ fn tokenizer_from_vocab_txt() {
     // Truncation counts the specials and keeps [SEP] last.
     let cut = t.tokenize(&["Hello, WORLD! Tokenization"], 4).unwrap();
     assert_eq!(cut[0].ids, [101, 7592, 1010, 102]);
-    let b = t
-        .encode_batch(&["Hello, WORLD! Tokenization", "hello"], 64)
-        .unwrap();
+    let b = EncodedBatch::from_padded(
+        &t.encode_ids(&["Hello, WORLD! Tokenization", "hello"], 64)
+            .unwrap(),
+        Device::Cpu,
+    );
     assert_eq!(b.input_ids.size(), [2, 8]);
     assert_eq!(
         Vec::<i64>::try_from(b.input_ids.get(1)).unwrap(),
