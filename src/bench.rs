@@ -898,6 +898,93 @@ pub fn sweep(
     Ok(speedup)
 }
 
+/// Early stopping against the full sweep: 27 tiny runs (3 learning rates × 3 temperatures × 3
+/// dropout rates, one seed) trained to their end, then the same sweep with ASHA (η = 3, first rung
+/// at the first evaluation), each into a fresh database, one run at a time on `device`. Prints the
+/// steps trained, the wall time and the best STS-B dev of each pass, and whether ASHA kept the
+/// full sweep's best setting.
+pub fn search(
+    steps: usize,
+    eval_every: usize,
+    device: simsweep_core::device::Device,
+    data_dir: &Path,
+) -> Result<()> {
+    let tmp = TempDir::new()?;
+    simsweep_core::hf::geometry::write_model_dir(&tmp.0.join("model"), "tiny")?;
+    let base = format!(
+        "[sweep]\nname = \"bench-search\"\nseeds = [1]\n[base]\nmodel.path = \"model\"\nmodel.init = \"random\"\nmodel.pooling = \"avg\"\ndata.train = [\"wiki1m_for_simcse.head.txt\"]\ntrain.batch_size = 64\ntrain.max_len = 32\ntrain.steps = {steps}\ntrain.checkpoint_every = 0\ntrain.step_metrics = false\neval.every = {eval_every}\neval.tasks = []\nprobe.every = 0\nprobe.size = 200\n[grid]\n\"train.lr\" = [1e-5, 1e-4, 1e-3]\n\"train.temperature\" = [0.02, 0.05, 0.2]\n\"model.config.hidden_dropout_prob\" = [0.0, 0.1, 0.3]\n"
+    );
+    let searched = format!(
+        "{base}[search]\nmethod = \"asha\"\nmetric = \"stsb_dev\"\nmin_steps = {eval_every}\nreduction_factor = 3\n"
+    );
+    println!(
+        "early stopping: 27 runs × {steps} steps (2×128 BERT from random init, batch 64; lr × temperature × dropout), evaluated every {eval_every}, one run at a time on {device}, {} threads",
+        crate::exec::local::worker_threads(1)
+    );
+    struct Pass {
+        steps: i64,
+        wall: f64,
+        best: f64,
+        best_run: String,
+        pruned: i64,
+    }
+    let mut passes = Vec::new();
+    for (name, text) in [("full sweep", &base), ("ASHA", &searched)] {
+        let file = tmp.0.join(format!("{}.toml", passes.len()));
+        std::fs::write(&file, text)?;
+        let sweep = crate::spec::parse(&file, text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        crate::spec::check_paths(&sweep, data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let db = tmp.0.join(format!("{}.db", passes.len()));
+        Store::open(&db)?.plan(&sweep)?;
+        let opts = crate::exec::local::ExecOptions {
+            progress: crate::exec::local::ProgressMode::Quiet,
+            board: sweep.search.as_ref().map(|_| db.clone()),
+            ..crate::exec::local::ExecOptions::on(device)
+        };
+        let cancel = std::sync::atomic::AtomicBool::new(false);
+        let t = Instant::now();
+        let totals = crate::exec::local::run_sweep(&sweep, &db, data_dir, &opts, &cancel)?;
+        let wall = t.elapsed().as_secs_f64();
+        if totals.done + totals.pruned != 27 {
+            anyhow::bail!(
+                "{name}: {} done and {} pruned of 27 runs ({} failed, {} diverged)",
+                totals.done,
+                totals.pruned,
+                totals.failed,
+                totals.diverged
+            );
+        }
+        let conn = rusqlite::Connection::open(&db)?;
+        let trained: i64 = conn.query_row("SELECT sum(step) FROM runs", [], |r| r.get(0))?;
+        let (best, best_run): (f64, String) = conn.query_row(
+            "SELECT max_value, run_id FROM metric_summary_values WHERE metric = 'stsb_dev' ORDER BY max_value DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        println!(
+            "  {name:>10}: {trained:6} steps trained, {wall:7.1} s, {} pruned, best stsb_dev {best:.2} (run {best_run})",
+            totals.pruned
+        );
+        passes.push(Pass {
+            steps: trained,
+            wall,
+            best,
+            best_run,
+            pruned: totals.pruned as i64,
+        });
+    }
+    let (full, asha) = (&passes[0], &passes[1]);
+    println!(
+        "  ASHA / full: {:.2}× the steps, {:.2}× the wall time, best {:+.2} points ({} runs pruned); the full sweep's best run {} by ASHA",
+        asha.steps as f64 / full.steps as f64,
+        asha.wall / full.wall,
+        asha.best - full.best,
+        asha.pruned,
+        if asha.best_run == full.best_run { "was also found" } else { "was not the best" }
+    );
+    Ok(())
+}
+
 /// One phase of the token cache benchmark, measured in its own process (so each peak resident
 /// memory is its own): what the child prints as one JSON line.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]

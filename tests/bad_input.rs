@@ -243,7 +243,24 @@ fn unknown_table() {
 fn unknown_key_in_sweep_table() {
     plan_fails(
         &doc("", GRID).replace("seeds = [1, 2]", "seed = [1, 2]"),
-        "error: TMP/s.toml:3:1: key `sweep.seed`: unknown setting (did you mean `sweep.seeds`?)",
+        "error: TMP/s.toml:3:1: key `sweep.seed`: unknown setting (did you mean `sweep.seeds`, the runs' seeds, or `sweep.order_seed`, the seed of a shuffled order?)",
+    );
+}
+
+#[test]
+fn a_search_rung_beyond_the_last_step() {
+    // train.steps = 10: a first rung at 20 could never be reached.
+    plan_fails(
+        &doc("eval.every = 5", &format!("{GRID}[search]\nmethod = \"asha\"\nmin_steps = 20\n")),
+        "error: TMP/s.toml:14:13: key `search.min_steps`: min_steps = 20 is not before the last step of run 6364decbc5cd6dc3 (train.steps = 10): no decision could be taken; lower it",
+    );
+}
+
+#[test]
+fn a_search_metric_that_is_not_evaluated_during_training() {
+    plan_fails(
+        &doc("eval.every = 5", &format!("{GRID}[search]\nmethod = \"median\"\nmetric = \"uniformity\"\n")),
+        "error: TMP/s.toml:14:10: key `search.metric`: `uniformity` is a probe metric, not an evaluation metric; a search judges runs by one evaluated during training: stsb_dev",
     );
 }
 
@@ -697,12 +714,12 @@ fn database_from_a_newer_schema() {
     c.expect(
         &["plan", "SWEEP"],
         1,
-        "error: database TMP/out/r.db: schema version 7 is newer than this simsweep understands (2); use a newer simsweep",
+        "error: database TMP/out/r.db: schema version 7 is newer than this simsweep understands (3); use a newer simsweep",
     );
     c.expect(
         &["status"],
         1,
-        "error: database TMP/out/r.db: schema version 7 is newer than this simsweep understands (2); use a newer simsweep",
+        "error: database TMP/out/r.db: schema version 7 is newer than this simsweep understands (3); use a newer simsweep",
     );
 }
 

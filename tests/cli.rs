@@ -196,7 +196,7 @@ fn a_database_from_a_newer_schema_is_refused_and_untouched() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("schema version 7 is newer than this simsweep understands (2)"),
+        text(&out.stderr).contains("schema version 7 is newer than this simsweep understands (3)"),
         "{}",
         text(&out.stderr)
     );

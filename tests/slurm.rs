@@ -585,7 +585,7 @@ fn a_sweep_runs_as_a_slurm_job_array_and_failed_runs_are_retried() {
     assert_eq!(out.status.code(), Some(1), "{o}");
     assert!(o.contains("submitted Slurm job"), "{o}");
     assert!(
-        o.contains(": 3 done, 1 failed, 0 diverged, 0 cancelled in job"),
+        o.contains(": 3 done, 1 failed, 0 diverged, 0 cancelled, 0 pruned in job"),
         "{o}"
     );
     let job: String = o
@@ -617,7 +617,7 @@ fn a_sweep_runs_as_a_slurm_job_array_and_failed_runs_are_retried() {
     assert!(out.status.success(), "{st}");
     assert!(
         st.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
-            == ["array", "4", "0", "0", "3", "1", "0", "0"]),
+            == ["array", "4", "0", "0", "3", "1", "0", "0", "0"]),
         "{st}"
     );
     assert!(
@@ -719,7 +719,7 @@ fn a_sweep_runs_as_a_slurm_job_array_and_failed_runs_are_retried() {
     assert_eq!(out.status.code(), Some(0), "{o}");
     assert!(o.contains("array 0-0 (1 run)"), "{o}");
     assert!(
-        o.contains(": 1 done, 0 failed, 0 diverged, 0 cancelled in job"),
+        o.contains(": 1 done, 0 failed, 0 diverged, 0 cancelled, 0 pruned in job"),
         "{o}"
     );
     let out = run(&["status", "array"]);
@@ -727,7 +727,7 @@ fn a_sweep_runs_as_a_slurm_job_array_and_failed_runs_are_retried() {
     eprintln!("{st}");
     assert!(
         st.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
-            == ["array", "4", "0", "0", "4", "0", "0", "0"]),
+            == ["array", "4", "0", "0", "4", "0", "0", "0", "0"]),
         "{st}"
     );
     let c = Connection::open(&db).unwrap();
@@ -919,4 +919,99 @@ probe.size = 100
         "slurm: interrupted and resumed, all done in {:.1} s",
         t0.elapsed().as_secs_f64()
     );
+}
+
+/// Early stopping across a job array: the tasks share the board `shards/<sweep>/search.db`, a
+/// task whose run is pruned ends cleanly (exit 0, its slot freed) and the array's other tasks go on;
+/// one task at a time, the runs pruned are exactly those computed by hand for the local executor
+/// (tests/common `ASHA_OBJECTIVE`).
+#[test]
+fn asha_prunes_the_same_runs_on_a_slurm_job_array() {
+    let Some(data) = data_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(cluster) = Cluster::start(&dir.path().join("cluster")) else {
+        return;
+    };
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let sweep = common::search_sweep(
+        &work,
+        "sasha",
+        "[search]\nmethod = \"asha\"\nmin_steps = 10\nreduction_factor = 3\n",
+    );
+    let objective = work.join("objective.json");
+    std::fs::write(&objective, common::ASHA_OBJECTIVE).unwrap();
+    let db = work.join("results/r.db");
+    let conf = cluster.conf.display().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_simsweep"))
+        .arg("--db")
+        .arg(&db)
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "run",
+            &sweep.display().to_string(),
+            "--executor",
+            "slurm",
+            "--array-parallelism",
+            "1",
+            "--wait",
+            "--poll",
+            "0.5",
+        ])
+        .env("SLURM_CONF", &conf)
+        // sbatch passes the environment on to the tasks.
+        .env("SIMSWEEP_TEST_OBJECTIVE", &objective)
+        .output()
+        .unwrap();
+    let o = text(&out);
+    eprintln!("{o}");
+    assert_eq!(out.status.code(), Some(0), "{o}");
+    assert!(
+        o.contains(": 3 done, 0 failed, 0 diverged, 0 cancelled, 6 pruned in job"),
+        "{o}"
+    );
+    assert_eq!(
+        common::search_outcome(&db),
+        common::expected_outcome(common::ASHA_PRUNED)
+    );
+    let board = work.join("results/shards/sasha/search.db");
+    let b = Connection::open(&board).unwrap();
+    assert_eq!(count(&b, "SELECT count(*) FROM search_decisions"), 13);
+    // Each run's decisions reached the main database with its shard, as events, and the board's
+    // rows with the merge (once: merging again adds nothing).
+    let c = Connection::open(&db).unwrap();
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM events WHERE kind = 'search'"),
+        13
+    );
+    assert_eq!(count(&c, "SELECT count(*) FROM search_decisions"), 13);
+    let out = Command::new(env!("CARGO_BIN_EXE_simsweep"))
+        .arg("--db")
+        .arg(&db)
+        .arg("merge")
+        .env("SLURM_CONF", &conf)
+        .output()
+        .unwrap();
+    let m = text(&out);
+    assert!(out.status.success() && !m.contains("cannot merge"), "{m}");
+    assert_eq!(count(&c, "SELECT count(*) FROM search_decisions"), 13);
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM search_reports"),
+        count(&b, "SELECT count(*) FROM search_reports")
+    );
+    // Every task of the array completed (a pruned run's task ends with status 0).
+    let job: String = o
+        .split("submitted Slurm job ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    let sq = cluster.cmd(
+        "squeue",
+        &["--states=all", "-r", "-j", &job, "-h", "-o", "%i %T"],
+    );
+    assert_eq!(sq.matches(" COMPLETED").count(), 9, "{sq}");
 }

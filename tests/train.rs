@@ -176,7 +176,7 @@ probe.every = 0
     assert!(out.status.success(), "{st}");
     assert!(
         st.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
-            == ["e2e", "4", "0", "0", "2", "2", "0", "0"]),
+            == ["e2e", "4", "0", "0", "2", "2", "0", "0", "0"]),
         "{st}"
     );
     assert_eq!(st.matches("failed at step -: ").count(), 2, "{st}");

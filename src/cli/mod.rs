@@ -100,7 +100,7 @@ pub enum Command {
     Plan {
         /// The sweep file (TOML).
         file: PathBuf,
-        /// Print JSON: {"sweep", "total", "new", "pending", "done", "failed", "removed", "runs": [{"id", "params", "status"}]}.
+        /// Print JSON: {"sweep", "total", "new", "pending", "done", "failed", "pruned", "removed", "search", "order", "runs": [{"id", "params", "status"}]}.
         #[arg(long)]
         json: bool,
     },
@@ -447,9 +447,14 @@ pub struct SelectArgs {
     #[arg(long = "where", value_name = "KEY=VALUE")]
     pub conditions: Vec<Condition>,
     /// Only runs with these statuses (repeatable or comma-separated): pending, running, done,
-    /// failed, diverged, cancelled. Default: done for `best`, every status otherwise.
+    /// failed, diverged, cancelled, pruned. Default: done for `best` and `importance`, every
+    /// status otherwise.
     #[arg(long, value_delimiter = ',', value_name = "S")]
     pub status: Vec<String>,
+    /// With the default statuses of `best` and `importance` (done), also the runs early stopping
+    /// pruned (their best value up to the step they were stopped at).
+    #[arg(long)]
+    pub include_pruned: bool,
     /// Also runs that the sweep file no longer produces (in_plan = 0).
     #[arg(long)]
     pub include_removed: bool,
@@ -460,7 +465,11 @@ impl SelectArgs {
         query::Selection {
             conditions: self.conditions.clone(),
             statuses: if self.status.is_empty() {
-                default_statuses.iter().map(|s| s.to_string()).collect()
+                let mut d: Vec<String> = default_statuses.iter().map(|s| s.to_string()).collect();
+                if self.include_pruned && !d.iter().any(|s| s == "pruned") {
+                    d.push("pruned".into());
+                }
+                d
             } else {
                 self.status.clone()
             },
@@ -547,6 +556,20 @@ pub enum BenchCommand {
         /// Keep the synthetic database here (reused when it exists; default: a temporary file).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Early stopping: a sweep of 27 tiny runs (2×128 BERT from random init; learning rate ×
+    /// temperature × dropout) trained in full, then with ASHA, into fresh databases: steps trained,
+    /// wall time and the best STS-B dev found by each.
+    Search {
+        /// Steps per run.
+        #[arg(long, default_value_t = 200)]
+        steps: usize,
+        /// Evaluation interval (ASHA's first rung; η = 3).
+        #[arg(long, default_value_t = 25)]
+        eval_every: usize,
+        /// cpu, cuda, cuda:N (default: cuda:0 when available, else cpu).
+        #[arg(long)]
+        device: Option<String>,
     },
     /// Sweep throughput: a sweep of small runs trained one at a time, then N at a time on one
     /// device (`--jobs-per-device N`), into fresh databases: both wall times and the ratio.
@@ -948,6 +971,21 @@ pub fn main_with(cli: Cli) -> Result<i32> {
             crate::bench::plot(out.as_deref())?;
             Ok(0)
         }
+        Command::Bench(BenchCommand::Search {
+            steps,
+            eval_every,
+            ref device,
+        }) => {
+            if eval_every == 0 || eval_every >= steps {
+                return Err(BadInput(format!(
+                    "--eval-every {eval_every}: between 1 and --steps ({steps}), exclusive"
+                ))
+                .into());
+            }
+            let device = crate::exec::local::resolve_device(device.as_deref())?;
+            crate::bench::search(steps, eval_every, device, &cli.data_dir)?;
+            Ok(0)
+        }
         Command::Bench(BenchCommand::Sweep {
             runs,
             jobs,
@@ -1009,7 +1047,10 @@ fn plan(cli: &Cli, file: &std::path::Path, json: bool) -> Result<i32> {
             "done": summary.done,
             "failed": summary.failed,
             "cancelled": summary.cancelled,
+            "pruned": summary.pruned,
             "removed": summary.removed,
+            "search": sweep.search,
+            "order": if sweep.shuffle_seed.is_some() { "shuffle" } else { "plan" },
             "swept_keys": sweep.swept_keys,
             "runs": runs,
         });
@@ -1063,5 +1104,39 @@ fn plan(cli: &Cli, file: &std::path::Path, json: bool) -> Result<i32> {
         },
         cli.db.display()
     );
+    if summary.pruned > 0 {
+        println!("{} runs pruned by early stopping", summary.pruned);
+    }
+    if let Some(se) = &sweep.search {
+        use crate::spec::search::Method;
+        let how = match se.method {
+            Method::Asha => {
+                let steps = sweep.runs[0]
+                    .config
+                    .get("train.steps")
+                    .and_then(serde_json::Value::as_i64);
+                let rungs = steps.map_or_else(
+                    || format!("from step {}, × {}", se.min_steps, se.reduction_factor),
+                    |t| {
+                        se.rungs(t)
+                            .iter()
+                            .map(i64::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
+                );
+                format!("ASHA (η = {}): rungs at steps {rungs}", se.reduction_factor)
+            }
+            Method::Median => format!(
+                "the median rule from step {} (once {} other settings reported)",
+                se.min_steps, se.min_runs
+            ),
+        };
+        println!(
+            "early stopping: {how}, by {} ({}), seeds of a setting judged together",
+            se.metric,
+            se.goal.name()
+        );
+    }
     Ok(0)
 }

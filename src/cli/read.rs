@@ -164,6 +164,12 @@ pub(super) fn status(cli: &Cli, sweep: Option<&str>) -> Result<i32> {
         .map(|s| s.to_string())
         .collect();
     print!("{}", crate::table::render(&headers, &rows));
+    for row in &rows {
+        let id = crate::query::sweep(c, &row[0]).map_err(qerr)?.sweep_id;
+        if let Some(saved) = crate::query::savings(c, id)? {
+            println!("{}: {}", row[0], saved.line());
+        }
+    }
     if let Some(name) = sweep {
         let runs = store.sweep_runs(name)?;
         let running: Vec<Vec<String>> = runs
@@ -267,14 +273,15 @@ pub(super) fn runs(db: &Path, sweep: &str, select: &SelectArgs, format: Format) 
     if format == Format::Table {
         writeln!(
             out,
-            "sweep {}{}: {} runs",
+            "sweep {}{}: {} runs{}",
             sw.name,
             if sw.description.is_empty() {
                 String::new()
             } else {
                 format!(" — {}", sw.description)
             },
-            t.runs.len()
+            t.runs.len(),
+            query::savings(c, sw.sweep_id)?.map_or(String::new(), |s| format!("; {}", s.line()))
         )?;
     }
     let headers = t.headers(sel.include_removed);

@@ -57,6 +57,11 @@ pub enum Outcome {
     Cancelled {
         step: i64,
     },
+    /// Stopped at `step` on the front's request (early stopping, SIGUSR1): the best checkpoint is
+    /// kept, there is no final evaluation and nothing to resume.
+    Stopped {
+        step: i64,
+    },
 }
 
 /// One line of an engine worker's standard output.
@@ -92,6 +97,11 @@ pub struct RunJob {
     /// The token cache's folder (see `tokcache`); `None`: tokenize in memory.
     #[serde(default)]
     pub token_cache: Option<PathBuf>,
+    /// Early stopping: after each evaluation during training the worker waits for the front's
+    /// verdict, one line on its standard input (`continue` or `stop`), so a pruned run stops at
+    /// exactly the step it was judged at.
+    #[serde(default)]
+    pub verdicts: bool,
 }
 
 fn finite(v: f64) -> Option<f64> {

@@ -16,6 +16,7 @@ pub mod hf;
 pub mod metrics;
 pub mod query;
 pub mod scratch;
+pub mod search;
 pub mod spec;
 pub mod store;
 pub mod table;

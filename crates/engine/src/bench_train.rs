@@ -256,6 +256,7 @@ fn run_simsweep(
     let data_dir = o.data_dir.clone();
     let token_cache = p.dir.join("tokens");
     let cancel = AtomicBool::new(false);
+    let never = AtomicBool::new(false);
     let (tx, rx) = std::sync::mpsc::channel();
     let mut first: Option<(i64, Instant)> = None;
     let mut last: Option<(i64, Instant)> = None;
@@ -270,6 +271,8 @@ fn run_simsweep(
                 device: o.device,
                 events: tx,
                 cancel: &cancel,
+                stop: &never,
+                verdicts: false,
                 resume: None,
                 token_cache: Some(&token_cache),
             })

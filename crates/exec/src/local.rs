@@ -14,6 +14,7 @@ use crate::store::Store;
 use anyhow::{Context, Result};
 use simsweep_core::device::Device;
 use simsweep_core::events::{Event, Outcome, RunJob, WorkerMessage};
+use simsweep_core::search::{Board, Report, Verdict};
 use simsweep_core::BadInput;
 use std::collections::{HashMap, VecDeque};
 use std::io::BufRead;
@@ -187,15 +188,21 @@ impl crate::Executor for Local {
             only: None,
             progress,
             results_dir: None,
+            board: sweep.search.as_ref().map(|_| req.db.to_path_buf()),
         };
         let totals = run_sweep(&sweep, req.db, req.data_dir, &opts, cancel)?;
         println!(
-            "sweep {}: {} done, {} failed, {} diverged, {} cancelled in this invocation → {}",
+            "sweep {}: {} done, {} failed, {} diverged, {} cancelled{} in this invocation → {}",
             sweep.name,
             totals.done,
             totals.failed,
             totals.diverged,
             totals.cancelled,
+            if sweep.search.is_some() {
+                format!(", {} pruned", totals.pruned)
+            } else {
+                String::new()
+            },
             req.db.display()
         );
         // 130: interrupted (as a shell reports SIGINT); 1: a run failed or diverged.
@@ -224,6 +231,9 @@ pub struct ExecOptions {
     /// Where run folders go, `<results_dir>/<sweep>/<run id>`; None: the database's folder (a Slurm
     /// worker writes a shard under `shards/` but its run folders beside the main database).
     pub results_dir: Option<PathBuf>,
+    /// The early-stopping board of a sweep with `[search]` ([`simsweep_core::search`]): the
+    /// results database here, a Slurm sweep's `search.db` for array tasks.
+    pub board: Option<PathBuf>,
 }
 
 impl ExecOptions {
@@ -234,6 +244,7 @@ impl ExecOptions {
             only: None,
             progress: ProgressMode::Auto,
             results_dir: None,
+            board: None,
         }
     }
 }
@@ -245,6 +256,7 @@ pub struct RunTotals {
     pub failed: usize,
     pub diverged: usize,
     pub cancelled: usize,
+    pub pruned: usize,
 }
 
 /// What the slots of one invocation share.
@@ -372,6 +384,10 @@ fn slot_loop(sh: &Shared<'_>, slot: usize, device: Device) -> Result<()> {
             .context("resolving the results directory")?;
     let token_cache = simsweep_core::tokcache::dir_for(&results_base);
     let results = results_base.join(&sh.sweep.name);
+    let mut board = match (&sh.sweep.search, &sh.opts.board) {
+        (Some(search), Some(path)) => Some((search, Board::open(path)?)),
+        _ => None,
+    };
     while !sh.cancel.load(Ordering::SeqCst) {
         let Some(claim) = store.claim_next(
             &sh.sweep.name,
@@ -383,6 +399,23 @@ fn slot_loop(sh: &Shared<'_>, slot: usize, device: Device) -> Result<()> {
             break;
         };
         let label = format!("[{}/{}] {}", claim.ordinal + 1, total_runs, claim.run_id);
+        let setting = simsweep_core::spec::search::setting_id(&sh.sweep.name, &claim.config);
+        // A seed of a setting pruned meanwhile does not start.
+        if let Some((_, b)) = &board {
+            if let Some(d) = b.pruned(&sh.sweep.name, &setting)? {
+                let why = format!(
+                    "not trained: its setting was pruned by decision {} on run {}: {}",
+                    d.id, d.run_id, d.message
+                );
+                store.finish_run(claim.run_pk, "pruned", None, Some(&why))?;
+                // An interrupted run keeps its best checkpoint as `best/`; its resumable ones go.
+                settle_pruned_files(&store, claim.run_pk, &results.join(&claim.run_id))?;
+                sh.progress.line(&format!("{label} pruned ({why})"));
+                sh.totals.lock().expect("totals").pruned += 1;
+                sh.progress.finish_run(slot, true);
+                continue;
+            }
+        }
         let params = sh
             .params
             .get(claim.run_id.as_str())
@@ -406,7 +439,7 @@ fn slot_loop(sh: &Shared<'_>, slot: usize, device: Device) -> Result<()> {
             .get("eval.every")
             .and_then(|v| v.as_i64())
             .unwrap_or(0);
-        let attempt = |store: &mut Store, resume: Option<&Path>| {
+        let mut attempt = |store: &mut Store, resume: Option<&Path>| {
             let job = RunJob {
                 run_id: claim.run_id.clone(),
                 config: claim.config.clone(),
@@ -419,6 +452,7 @@ fn slot_loop(sh: &Shared<'_>, slot: usize, device: Device) -> Result<()> {
                 },
                 resume: resume.map(Path::to_path_buf),
                 token_cache: token_cache.clone(),
+                verdicts: board.is_some(),
             };
             execute(
                 sh,
@@ -429,6 +463,14 @@ fn slot_loop(sh: &Shared<'_>, slot: usize, device: Device) -> Result<()> {
                 claim.run_pk,
                 device,
                 &label,
+                board.as_mut().map(|(se, b)| Judge {
+                    search: se,
+                    board: b,
+                    setting: &setting,
+                    decision: None,
+                    polled: Instant::now(),
+                    stdin: None,
+                }),
             )
         };
         let mut result = attempt(&mut store, claim.resume.as_ref().map(|(_, d)| d.as_path()));
@@ -446,19 +488,29 @@ fn slot_loop(sh: &Shared<'_>, slot: usize, device: Device) -> Result<()> {
         }
         sh.writer.flush()?;
         let mut totals = sh.totals.lock().expect("totals");
-        let ok = matches!(result, Ok((Outcome::Done { .. }, _)));
+        let ok = matches!(
+            result,
+            Ok((Outcome::Done { .. } | Outcome::Stopped { .. }, _, _))
+        );
         match result {
-            Ok((Outcome::Done { steps }, summary)) => {
+            Ok((Outcome::Stopped { step }, summary, why)) => {
+                let why = why.unwrap_or_else(|| "stopped early".into());
+                store.finish_run(claim.run_pk, "pruned", Some(step), Some(&why))?;
+                sh.progress
+                    .line(&format!("{label} pruned at step {step}: {summary}"));
+                totals.pruned += 1;
+            }
+            Ok((Outcome::Done { steps }, summary, _)) => {
                 store.finish_run(claim.run_pk, "done", Some(steps), None)?;
                 sh.progress.line(&format!("{label} done: {summary}"));
                 totals.done += 1;
             }
-            Ok((Outcome::Diverged { step, detail }, _)) => {
+            Ok((Outcome::Diverged { step, detail }, _, _)) => {
                 store.finish_run(claim.run_pk, "diverged", Some(step), Some(&detail))?;
                 sh.progress.line(&format!("{label} diverged: {detail}"));
                 totals.diverged += 1;
             }
-            Ok((Outcome::Cancelled { step }, _)) => {
+            Ok((Outcome::Cancelled { step }, _, _)) => {
                 store.finish_run(claim.run_pk, "cancelled", Some(step), Some("cancelled"))?;
                 sh.progress
                     .line(&format!("{label} cancelled at step {step} (resumable)"));
@@ -473,6 +525,44 @@ fn slot_loop(sh: &Shared<'_>, slot: usize, device: Device) -> Result<()> {
         }
         drop(totals);
         sh.progress.finish_run(slot, ok);
+    }
+    Ok(())
+}
+
+/// The files of a run pruned before it could resume: its `best-<step>/` becomes `best/` (as the
+/// engine does at a run's end) and its `last-<step>/` checkpoints are removed.
+fn settle_pruned_files(store: &Store, run_pk: i64, out_dir: &Path) -> Result<()> {
+    use rusqlite::OptionalExtension;
+    let best: Option<String> = store
+        .conn
+        .query_row(
+            "SELECT path FROM checkpoints WHERE run_pk = ?1 AND kind = 'best'",
+            [run_pk],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(from) = best.map(PathBuf::from) {
+        let to = out_dir.join("best");
+        if from != to && from.is_dir() {
+            if to.exists() {
+                std::fs::remove_dir_all(&to)
+                    .with_context(|| format!("removing {}", to.display()))?;
+            }
+            std::fs::rename(&from, &to)
+                .with_context(|| format!("renaming {} to {}", from.display(), to.display()))?;
+            store.conn.execute(
+                "UPDATE checkpoints SET path = ?2 WHERE run_pk = ?1 AND kind = 'best'",
+                rusqlite::params![run_pk, to.display().to_string()],
+            )?;
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(out_dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with("last-") && e.path().is_dir() {
+                std::fs::remove_dir_all(e.path())
+                    .with_context(|| format!("removing {}", e.path().display()))?;
+            }
+        }
     }
     Ok(())
 }
@@ -554,7 +644,10 @@ fn spawn_worker(sh: &Shared<'_>, job: &RunJob, device: Device) -> Result<std::pr
     let mut stdin = child.stdin.take().expect("piped stdin");
     std::io::Write::write_all(&mut stdin, format!("{line}\n").as_bytes())
         .context("sending the job to the engine")?;
-    drop(stdin);
+    // Early stopping: the worker waits for a verdict after each evaluation.
+    if job.verdicts {
+        child.stdin = Some(stdin);
+    }
     Ok(child)
 }
 
@@ -569,16 +662,24 @@ fn execute(
     run_pk: i64,
     device: Device,
     label: &str,
-) -> Result<(Outcome, String)> {
+    judge: Option<Judge<'_>>,
+) -> Result<(Outcome, String, Option<String>)> {
     let started = Instant::now();
     let mut child = spawn_worker(sh, job, device)?;
     let pid = child.id();
     WORKERS.lock().expect("workers").push(pid);
     let stdout = child.stdout.take().expect("piped stdout");
     let stderr = child.stderr.take().expect("piped stderr");
+    let mut judge = judge;
+    if let Some(j) = judge.as_mut() {
+        j.stdin = child.stdin.take();
+    }
     let (tx, rx) = mpsc::channel::<Result<WorkerMessage, String>>();
     let tail: Arc<Mutex<VecDeque<String>>> = Arc::default();
-    let result = std::thread::scope(|s| -> Result<(Outcome, String)> {
+    let result = std::thread::scope(|s| -> Result<(Outcome, String, Option<String>)> {
+        // Owned here: on an early return the worker's standard input closes with it, so a worker
+        // waiting for a verdict reads its end instead of waiting for ever.
+        let mut judge = judge;
         s.spawn(move || {
             for line in std::io::BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
@@ -601,7 +702,7 @@ fn execute(
                 t.push_back(line);
             }
         });
-        let mut rec = Recorder::new(sh, slot, run_pk, label, eval_every, device);
+        let mut rec = Recorder::new(sh, slot, run_pk, &job.run_id, label, eval_every, device);
         let mut end: Option<Result<Outcome, (String, bool)>> = None;
         let mut forwarded = false;
         loop {
@@ -612,6 +713,9 @@ fn execute(
                     libc::kill(pid as i32, libc::SIGTERM);
                 }
             }
+            if let Some(j) = judge.as_mut() {
+                j.poll(&rec, pid)?;
+            }
             let msg = match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(m) => m,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -621,7 +725,23 @@ fn execute(
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             };
             match msg {
-                Ok(WorkerMessage::Event(ev)) => rec.event(ev, store)?,
+                Ok(WorkerMessage::Event(ev)) => {
+                    let judged = match (&ev, judge.as_mut()) {
+                        (Event::Metrics(rows), Some(j)) => rows
+                            .iter()
+                            .filter(|(_, name, _)| *name == j.search.metric)
+                            .map(|(step, _, v)| (*step, *v))
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    rec.event(ev, store)?;
+                    if let Some(j) = judge.as_mut() {
+                        for (step, v) in judged {
+                            j.judge(&rec, pid, step, v)?;
+                            j.answer();
+                        }
+                    }
+                }
                 Ok(WorkerMessage::End(o)) => end = Some(Ok(o)),
                 Ok(WorkerMessage::Error { message, resume }) => end = Some(Err((message, resume))),
                 Err(bad) => end = Some(Err((bad, false))),
@@ -655,10 +775,131 @@ fn execute(
                 )
             }
         };
-        Ok((outcome, rec.summary(started.elapsed().as_secs_f64())))
+        let why = judge.and_then(|j| j.decision);
+        Ok((outcome, rec.summary(started.elapsed().as_secs_f64()), why))
     });
     WORKERS.lock().expect("workers").retain(|&p| p != pid);
     result
+}
+
+/// Early stopping on the front: each report of the search metric goes to the board, which
+/// decides; a pruned run's worker is told to stop (SIGUSR1). While training, the board is also
+/// polled, so that a seed learns when another seed of its setting got the setting pruned.
+struct Judge<'b> {
+    search: &'b simsweep_core::spec::search::Search,
+    board: &'b mut Board,
+    setting: &'b str,
+    /// Why the run was stopped, once it was told to.
+    decision: Option<String>,
+    polled: Instant,
+    /// The worker's standard input, where each evaluation's verdict goes.
+    stdin: Option<std::process::ChildStdin>,
+}
+
+/// How often a training run asks the board whether its setting was pruned by another seed.
+const BOARD_POLL: Duration = Duration::from_secs(2);
+
+impl Judge<'_> {
+    fn judge(&mut self, rec: &Recorder<'_, '_>, pid: u32, step: i64, value: f64) -> Result<()> {
+        // The evaluation at step 0 scores the model before training: not a report.
+        if self.decision.is_some() || step < 1 {
+            return Ok(());
+        }
+        let sh = rec.sh;
+        let verdict = self.board.report(
+            self.search,
+            &Report {
+                sweep: &sh.sweep.name,
+                setting: self.setting,
+                run_id: rec.run_id,
+                step,
+                value,
+                total_steps: rec.total_steps,
+            },
+        )?;
+        match &verdict {
+            Verdict::None => {}
+            Verdict::Decided(d) => {
+                sh.writer.sender().send(Write::Event {
+                    run_pk: Some(rec.run_pk),
+                    sweep_id: None,
+                    kind: "search".into(),
+                    message: format!("decision {}: {}", d.id, d.message),
+                    data: Some(decision_json(d)),
+                })?;
+                if !d.prune && sh.progress.lines() {
+                    sh.progress.line(&format!("{} {}", rec.label, d.message));
+                }
+            }
+            Verdict::AlreadyPruned(_) => {}
+        }
+        if let Some(d) = verdict.prune() {
+            let why = if d.run_id == rec.run_id && matches!(verdict, Verdict::Decided(_)) {
+                format!("decision {}: {}", d.id, d.message)
+            } else {
+                format!(
+                    "its setting was pruned by decision {} on run {}: {}",
+                    d.id, d.run_id, d.message
+                )
+            };
+            self.stop(rec, pid, why, false);
+        }
+        Ok(())
+    }
+
+    /// Tell the worker, waiting after an evaluation, whether to go on. A worker that has ended
+    /// meanwhile (a closed pipe) needs no answer.
+    fn answer(&mut self) {
+        if let Some(stdin) = self.stdin.as_mut() {
+            let verdict: &[u8] = if self.decision.is_some() {
+                b"stop\n"
+            } else {
+                b"continue\n"
+            };
+            let _ = std::io::Write::write_all(stdin, verdict)
+                .and_then(|_| std::io::Write::flush(stdin));
+        }
+    }
+
+    fn poll(&mut self, rec: &Recorder<'_, '_>, pid: u32) -> Result<()> {
+        // Not before the worker said it started: its SIGUSR1 handler is installed by then.
+        if self.decision.is_some() || !rec.started || self.polled.elapsed() < BOARD_POLL {
+            return Ok(());
+        }
+        self.polled = Instant::now();
+        if let Some(d) = self.board.pruned(&rec.sh.sweep.name, self.setting)? {
+            let why = format!(
+                "its setting was pruned by decision {} on run {}: {}",
+                d.id, d.run_id, d.message
+            );
+            self.stop(rec, pid, why, true);
+        }
+        Ok(())
+    }
+
+    /// Stop the run: a worker waiting for this evaluation's verdict gets `stop`; one training
+    /// (told by a poll) gets SIGUSR1 and stops after its current step.
+    fn stop(&mut self, rec: &Recorder<'_, '_>, pid: u32, why: String, signal: bool) {
+        rec.sh
+            .progress
+            .line(&format!("{} pruning: {why}", rec.label));
+        if signal {
+            // SAFETY: kill(2) on our own, not yet reaped, child.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGUSR1);
+            }
+        }
+        self.decision = Some(why);
+    }
+}
+
+fn decision_json(d: &simsweep_core::search::Decision) -> String {
+    serde_json::json!({
+        "decision": d.id, "method": d.method.name(), "run_id": d.run_id, "step": d.step,
+        "rung": d.rung, "value": d.value, "threshold": d.threshold, "compared": d.compared,
+        "seeds": d.seeds, "verdict": if d.prune { "prune" } else { "continue" },
+    })
+    .to_string()
 }
 
 /// What one run's events do on the front: rows to the writer, progress bars and lines, heartbeats.
@@ -666,6 +907,9 @@ struct Recorder<'s, 'a> {
     sh: &'s Shared<'a>,
     slot: usize,
     run_pk: i64,
+    run_id: &'s str,
+    /// The worker reported `Started` (its signal handlers are installed).
+    started: bool,
     label: &'s str,
     eval_every: i64,
     names: HashMap<String, Arc<str>>,
@@ -687,6 +931,7 @@ impl<'s, 'a> Recorder<'s, 'a> {
         sh: &'s Shared<'a>,
         slot: usize,
         run_pk: i64,
+        run_id: &'s str,
         label: &'s str,
         eval_every: i64,
         device: Device,
@@ -695,6 +940,8 @@ impl<'s, 'a> Recorder<'s, 'a> {
             sh,
             slot,
             run_pk,
+            run_id,
+            started: false,
             label,
             eval_every,
             names: HashMap::new(),
@@ -754,6 +1001,8 @@ impl<'s, 'a> Recorder<'s, 'a> {
                 resumed_from,
             } => {
                 self.total_steps = t;
+                self.started = true;
+                store.set_total_steps(self.run_pk, t)?;
                 let b = self.bar.insert(sh.progress.start_run(self.slot, label, t));
                 if let Some(k) = resumed_from {
                     self.step_now = k;

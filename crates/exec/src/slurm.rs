@@ -70,8 +70,14 @@ pub struct TaskFile {
     /// `<results_dir>/shards/<sweep>`: task `i` writes `<shards_dir>/<run id>.db`.
     pub shards_dir: PathBuf,
     pub gpus_per_task: u32,
+    /// The sweep's `[search]` (early stopping), absent in task tables of sweeps without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<spec::search::Search>,
     pub tasks: Vec<Task>,
 }
+
+/// The early-stopping board of a Slurm sweep, in its shards folder.
+pub const SEARCH_BOARD: &str = "search.db";
 
 /// One array task: the run it trains, as stored in the main database at submission.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -252,6 +258,7 @@ fn task_file(
         results_dir: results_dir(db),
         shards_dir: shards_dir(db, &sweep.name),
         gpus_per_task: opts.gpus_per_task.unwrap_or(0),
+        search: sweep.search.clone(),
         tasks,
     }
 }
@@ -572,6 +579,7 @@ fn wait(
             "failed",
             "diverged",
             "cancelled",
+            "pruned",
         ]
         .iter()
         .filter_map(|k| c.get(k).map(|n| format!("{n} {k}")))
@@ -585,16 +593,17 @@ fn wait(
             let bad =
                 c.get("failed").copied().unwrap_or(0) + c.get("diverged").copied().unwrap_or(0);
             for (id, st, _, err) in &rows {
-                if st != "done" {
+                if st != "done" && st != "pruned" {
                     println!("{id} {st}: {}", err.as_deref().unwrap_or(""));
                 }
             }
             println!(
-                "sweep {sweep}: {} done, {} failed, {} diverged, {} cancelled in job {job} → {}",
+                "sweep {sweep}: {} done, {} failed, {} diverged, {} cancelled, {} pruned in job {job} → {}",
                 c.get("done").copied().unwrap_or(0),
                 c.get("failed").copied().unwrap_or(0),
                 c.get("diverged").copied().unwrap_or(0),
                 c.get("cancelled").copied().unwrap_or(0),
+                c.get("pruned").copied().unwrap_or(0),
                 store.path.display()
             );
             return Ok(if bad > 0 {
@@ -856,9 +865,23 @@ pub fn reconcile(store: &mut Store, sweep: Option<&str>) -> Result<Reconciled> {
         let mut files: Vec<PathBuf> = entries
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "db") && p.is_file())
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "db")
+                    && p.is_file()
+                    && p.file_name().is_none_or(|n| n != SEARCH_BOARD)
+            })
             .collect();
         store.sort_shards(&mut files)?;
+        // The array's early-stopping board: its reports and decisions join the main database's.
+        let board = dir.join(SEARCH_BOARD);
+        if board.is_file() {
+            if let Err(e) = simsweep_core::search::copy_board(&store.conn, &board, name) {
+                rec.warnings.push(format!(
+                    "cannot merge the early-stopping board {}: {e:#}",
+                    board.display()
+                ));
+            }
+        }
         for f in files {
             rec.shards += 1;
             let mut merged = store.merge_shard(&f);
@@ -996,6 +1019,8 @@ pub fn worker(tasks_file: &Path, index: Option<usize>, job: Option<String>) -> R
         }],
         warnings: Vec::new(),
         paths: Vec::new(),
+        search: tf.search.clone(),
+        shuffle_seed: None,
     };
     let mut store = Store::open(&shard)?;
     store.plan(&sweep)?;
@@ -1020,7 +1045,10 @@ pub fn worker(tasks_file: &Path, index: Option<usize>, job: Option<String>) -> R
     if store.prepare_shard_run(&task.run_id, &tag, &task.status, task.attempts, &data)?
         == ShardStart::AlreadyDone
     {
-        println!("simsweep worker: run {} is already done", task.run_id);
+        println!(
+            "simsweep worker: run {} has already ended (done or pruned)",
+            task.run_id
+        );
         return Ok(0);
     }
     drop(store);
@@ -1031,9 +1059,11 @@ pub fn worker(tasks_file: &Path, index: Option<usize>, job: Option<String>) -> R
         only: Some(vec![task.run_id.clone()]),
         progress: crate::local::ProgressMode::Lines,
         results_dir: Some(tf.results_dir.clone()),
+        // The tasks of the array share one early-stopping board beside their shards.
+        board: tf.search.as_ref().map(|_| tf.shards_dir.join(SEARCH_BOARD)),
     };
     let totals = crate::local::run_sweep(&sweep, &shard, &tf.data_dir, &opts, cancel)?;
-    Ok(if totals.done > 0 {
+    Ok(if totals.done + totals.pruned > 0 {
         0
     } else if totals.cancelled > 0 {
         130

@@ -195,7 +195,7 @@ th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: ta
 tr.top td { font-weight: bold; }
 .chart { margin: 8px 0 22px; } .chart svg { max-width: 100%; height: auto; border: 1px solid #eee; }
 pre { background: #f7f7f7; border: 1px solid #e4e4e4; padding: 10px; font-size: 12px; overflow-x: auto; }
-.status-failed, .status-diverged { color: #b00; } .status-running, .status-pending { color: #666; }
+.status-failed, .status-diverged { color: #b00; } .status-running, .status-pending, .status-pruned { color: #666; }
 .missing { color: #777; font-size: 13px; }
 ul.lead { font-size: 14px; }
 "#;
@@ -258,21 +258,36 @@ pub fn html(conn: &Connection, sweep: &SweepData, db: &std::path::Path) -> Resul
     if !sweep.description.is_empty() {
         let _ = writeln!(o, "<p>{}</p>", esc(&sweep.description));
     }
+    let savings = simsweep_core::query::sweep(conn, &sweep.name)
+        .ok()
+        .and_then(|info| {
+            simsweep_core::query::savings(conn, info.sweep_id)
+                .ok()
+                .flatten()
+        });
     let count = |s: &str| sweep.runs.iter().filter(|r| r.status == s).count();
     let _ = writeln!(
         o,
-        "<p class=\"meta\">{} runs ({} done, {} running, {} pending, {} failed or diverged) · swept: {} · {} seed{} · database {} · simsweep {}</p>",
+        "<p class=\"meta\">{} runs ({} done, {} running, {} pending, {} failed or diverged{}) · swept: {} · {} seed{} · database {} · simsweep {}</p>",
         sweep.runs.len(),
         count("done"),
         count("running"),
         count("pending") + count("cancelled"),
         count("failed") + count("diverged"),
+        if count("pruned") > 0 { format!(", {} pruned", count("pruned")) } else { String::new() },
         if sweep.swept_keys.is_empty() { "nothing".into() } else { esc(&sweep.swept_keys.join(", ")) },
         sweep.seed_count(),
         if sweep.seed_count() == 1 { "" } else { "s" },
         esc(&db.display().to_string()),
         esc(&crate::code_version())
     );
+    if let Some(sv) = savings {
+        let _ = writeln!(
+            o,
+            "<p class=\"meta\" id=\"early-stopping\">{} (pruned runs: the run table's status; each decision is in its run's events)</p>",
+            esc(&sv.line())
+        );
+    }
 
     // Best per key.
     let _ = writeln!(o, "<h2 id=\"best\">Best per key</h2>");

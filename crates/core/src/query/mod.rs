@@ -1256,3 +1256,76 @@ pub fn export(
     out.flush()?;
     Ok(stats)
 }
+
+/// What early stopping saved in a sweep: steps of pruned runs not trained against the steps of
+/// the full sweep (every in-plan run to its last step).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Savings {
+    pub pruned: usize,
+    /// Steps the pruned runs would still have trained.
+    pub saved_steps: i64,
+    /// Steps of every in-plan run trained to its end.
+    pub full_steps: i64,
+}
+
+impl Savings {
+    /// The share of the full sweep's steps not trained, in [0, 1].
+    pub fn fraction(&self) -> f64 {
+        if self.full_steps == 0 {
+            0.0
+        } else {
+            self.saved_steps as f64 / self.full_steps as f64
+        }
+    }
+
+    /// One line for `status` and the report.
+    pub fn line(&self) -> String {
+        format!(
+            "early stopping: {} run{} pruned, {} of {} steps not trained ({:.1} % of the full sweep's GPU time)",
+            self.pruned,
+            if self.pruned == 1 { "" } else { "s" },
+            self.saved_steps,
+            self.full_steps,
+            100.0 * self.fraction()
+        )
+    }
+}
+
+/// [`Savings`] of a sweep; `None` when no run of it was pruned. A run's full length is its
+/// `total_steps` (recorded when it started), else its `train.steps`, else the mean length of the
+/// sweep's started runs (a run pruned before it started, under `train.epochs`).
+pub fn savings(conn: &Connection, sweep_id: i64) -> Result<Option<Savings>> {
+    let mut st = conn.prepare(
+        "SELECT status, step, total_steps, json_extract(config_json, '$.\"train.steps\"')
+         FROM runs WHERE sweep_id = ?1 AND in_plan = 1",
+    )?;
+    type Row = (String, Option<i64>, Option<i64>, Option<i64>);
+    let rows: Vec<Row> = st
+        .query_map([sweep_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let pruned = rows.iter().filter(|r| r.0 == "pruned").count();
+    if pruned == 0 {
+        return Ok(None);
+    }
+    let known: Vec<i64> = rows.iter().filter_map(|r| r.2).collect();
+    let fallback = if known.is_empty() {
+        0
+    } else {
+        known.iter().sum::<i64>() / known.len() as i64
+    };
+    let (mut saved, mut full) = (0i64, 0i64);
+    for (status, step, total, steps) in &rows {
+        let t = total.or(*steps).unwrap_or(fallback);
+        full += t;
+        if status == "pruned" {
+            saved += (t - step.unwrap_or(0)).max(0);
+        }
+    }
+    Ok(Some(Savings {
+        pruned,
+        saved_steps: saved,
+        full_steps: full,
+    }))
+}

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod schema;
+pub mod search;
 pub mod value;
 
 use schema::{lookup, KeySpec, Kind, KEYS};
@@ -114,6 +115,10 @@ pub struct Sweep {
     pub warnings: Vec<String>,
     /// Every path setting (model.path, model.hub, data.train, probe.sentences) given in the file.
     pub paths: Vec<PathMention>,
+    /// `[search]`: early stopping of hopeless settings.
+    pub search: Option<search::Search>,
+    /// `[sweep] order = "shuffle"`: the seed of the shuffle (runs carry the shuffled ordinals).
+    pub shuffle_seed: Option<u64>,
 }
 
 impl Sweep {
@@ -437,6 +442,9 @@ pub fn parse(file: &Path, text: &str) -> Result<Sweep, SpecErrors> {
     let mut random_dups = false;
     let mut paths: Vec<(String, Given)> = Vec::new();
     let mut sweep_span = 0..0;
+    let mut search: Option<(search::Search, search::SearchSpans)> = None;
+    let mut order_shuffle = false;
+    let mut order_seed: Option<(u64, Span)> = None;
 
     for (top, v) in doc.iter() {
         let topk = top.get_ref().as_ref();
@@ -474,10 +482,22 @@ pub fn parse(file: &Path, text: &str) -> Result<Sweep, SpecErrors> {
                             Ok(Value::Array(_)) => cx.err(&sv.span(), Some(&key), "lists no seeds: give at least one"),
                             _ => cx.err(&sv.span(), Some(&key), "expected an array of integer seeds, e.g. seeds = [1, 2, 3]"),
                         },
+                        "order" => match sv.get_ref().as_str() {
+                            Some("plan") => order_shuffle = false,
+                            Some("shuffle") => order_shuffle = true,
+                            Some(o) => cx.err(&sv.span(), Some(&key), format!("unknown order `{o}`: expected \"plan\" (the expansion order, the default) or \"shuffle\"")),
+                            None => cx.err(&sv.span(), Some(&key), format!("expected \"plan\" or \"shuffle\", found {}", type_str(sv.get_ref()))),
+                        },
+                        "order_seed" => match value::to_json(sv.get_ref()).ok().and_then(|j| j.as_i64()) {
+                            Some(i) if i >= 0 => order_seed = Some((i as u64, sv.span())),
+                            _ => cx.err(&sv.span(), Some(&key), "expected an integer ≥ 0 (the seed of the shuffled order)"),
+                        },
                         other => {
-                            let hint = schema::suggest(other, schema::SWEEP_KEYS.iter().copied())
-                                .map(|s| format!(" (did you mean `sweep.{s}`?)"))
-                                .unwrap_or_else(|| " ([sweep] takes name, description, seeds)".into());
+                            let hint = (other == "seed")
+                                .then(|| " (did you mean `sweep.seeds`, the runs' seeds, or `sweep.order_seed`, the seed of a shuffled order?)".to_string())
+                                .or_else(|| schema::suggest(other, schema::SWEEP_KEYS.iter().copied())
+                                .map(|s| format!(" (did you mean `sweep.{s}`?)")))
+                                .unwrap_or_else(|| " ([sweep] takes name, description, seeds, order, order_seed)".into());
                             cx.err(&k.span(), Some(&key), format!("unknown setting{hint}"));
                         }
                     }
@@ -597,6 +617,12 @@ pub fn parse(file: &Path, text: &str) -> Result<Sweep, SpecErrors> {
                     axes.push(axis);
                 }
             }
+            "search" => {
+                let Some(t) = as_table(&mut cx, "search", v) else {
+                    continue;
+                };
+                search = search::parse(&mut cx, t, top.span());
+            }
             "exclude" => {
                 for (espan, t) in as_tables(&mut cx, "exclude", v) {
                     let mut conds = Vec::new();
@@ -634,7 +660,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Sweep, SpecErrors> {
             other => {
                 let hint = schema::suggest(other, schema::TOP_LEVEL.iter().copied())
                     .map(|s| format!(" (did you mean [{s}]?)"))
-                    .unwrap_or_else(|| " (a sweep file has [sweep], [base], [grid], [[zip]], [[exclude]] and [random])".into());
+                    .unwrap_or_else(|| " (a sweep file has [sweep], [base], [grid], [[zip]], [[exclude]], [random] and [search])".into());
                 cx.err(&top.span(), Some(other), format!("unknown table{hint}"));
             }
         }
@@ -841,6 +867,42 @@ pub fn parse(file: &Path, text: &str) -> Result<Sweep, SpecErrors> {
         );
         return Err(SpecErrors::sorted(cx.errors));
     }
+    if let Some((_, s)) = &order_seed {
+        if !order_shuffle {
+            cx.err(
+                s,
+                Some("sweep.order_seed"),
+                "applies to order = \"shuffle\" only",
+            );
+        }
+    }
+    let search = match search {
+        Some((se, spans)) => check_search(&mut cx, se, &spans, &runs, &name),
+        None => None,
+    };
+    if !cx.errors.is_empty() {
+        return Err(SpecErrors::sorted(cx.errors));
+    }
+    let shuffle_seed = order_shuffle.then(|| order_seed.map_or(0, |s| s.0));
+    if let Some(seed) = shuffle_seed {
+        // Settings in a shuffled order, the seeds of each together (so a setting is judged on all
+        // its seeds early, and a sweep stopped half way has covered the space evenly).
+        let mut groups: Vec<Vec<PlannedRun>> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for r in runs.drain(..) {
+            let s = search::setting_id(&name, &r.config);
+            let i = *index.entry(s).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[i].push(r);
+        }
+        search::shuffle(&mut groups, seed);
+        runs = groups.into_iter().flatten().collect();
+        for (i, r) in runs.iter_mut().enumerate() {
+            r.ordinal = i;
+        }
+    }
     Ok(Sweep {
         name,
         description,
@@ -851,7 +913,87 @@ pub fn parse(file: &Path, text: &str) -> Result<Sweep, SpecErrors> {
         runs,
         warnings,
         paths: path_mentions,
+        search,
+        shuffle_seed,
     })
+}
+
+/// Checks of `[search]` that need the runs: more than one setting, evaluations during training,
+/// a first rung within training. `min_steps` left out defaults to the runs' `eval.every`.
+fn check_search(
+    cx: &mut Ctx<'_>,
+    mut se: search::Search,
+    spans: &search::SearchSpans,
+    runs: &[PlannedRun],
+    name: &str,
+) -> Option<search::Search> {
+    let settings: std::collections::HashSet<String> = runs
+        .iter()
+        .map(|r| search::setting_id(name, &r.config))
+        .collect();
+    if settings.len() < 2 {
+        cx.err(
+            &spans.table,
+            Some("search"),
+            format!(
+                "the sweep has {} run{} of one setting: [search] stops settings that do worse than others, so it needs at least two settings",
+                runs.len(),
+                if runs.len() == 1 { "" } else { "s" }
+            ),
+        );
+        return None;
+    }
+    let at = spans.metric.clone().unwrap_or(spans.table.clone());
+    let every = |r: &PlannedRun| {
+        r.config
+            .get("eval.every")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    };
+    if let Some(r) = runs.iter().find(|r| every(r) == 0) {
+        cx.err(
+            &at,
+            Some("search.metric"),
+            format!(
+                "{} is recorded during training only with eval.every > 0, and run {} has eval.every = 0",
+                se.metric, r.id
+            ),
+        );
+        return None;
+    }
+    if se.min_steps == 0 {
+        let e: std::collections::BTreeSet<i64> = runs.iter().map(every).collect();
+        if e.len() > 1 {
+            cx.err(
+                &spans.table,
+                Some("search.min_steps"),
+                format!(
+                    "missing: the runs evaluate at different intervals (eval.every = {}), so there is no one default first rung; set min_steps",
+                    e.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+                ),
+            );
+            return None;
+        }
+        se.min_steps = *e.iter().next().expect("runs");
+    }
+    let at = spans.min_steps.clone().unwrap_or(spans.table.clone());
+    for r in runs {
+        let Some(steps) = r.config.get("train.steps").and_then(Value::as_i64) else {
+            continue;
+        };
+        if se.min_steps >= steps {
+            cx.err(
+                &at,
+                Some("search.min_steps"),
+                format!(
+                    "min_steps = {} is not before the last step of run {} (train.steps = {steps}): no decision could be taken; lower it",
+                    se.min_steps, r.id
+                ),
+            );
+            return None;
+        }
+    }
+    Some(se)
 }
 
 fn valid_name(n: &str) -> bool {
@@ -1126,9 +1268,9 @@ impl Dist {
 }
 
 /// A small, fixed, portable generator so `[random]` samples never change between versions.
-struct SplitMix64(u64);
+pub(crate) struct SplitMix64(pub u64);
 impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -190,9 +190,11 @@ pub static KEYS: &[KeySpec] = &[
 ];
 
 /// The settings of the `[sweep]` table (not run settings).
-pub const SWEEP_KEYS: &[&str] = &["name", "description", "seeds"];
+pub const SWEEP_KEYS: &[&str] = &["name", "description", "seeds", "order", "order_seed"];
 /// The top-level tables of a sweep file.
-pub const TOP_LEVEL: &[&str] = &["sweep", "base", "grid", "zip", "exclude", "random"];
+pub const TOP_LEVEL: &[&str] = &[
+    "sweep", "base", "grid", "zip", "exclude", "random", "search",
+];
 
 pub fn lookup(key: &str) -> Option<&'static KeySpec> {
     KEYS.iter().find(|k| k.key == key)

@@ -251,7 +251,7 @@ fn validation_errors_name_file_line_column_and_key() {
         ("[sweep]\nname = \"t\"\n[base]\ndata.train = \"w.txt\"\n", "s.toml:1:1: key `model.path`: missing: set model.path (an HF model directory) or model.hub (a hub id in the HF cache) in [base]"),
         ("[base]\nmodel.path = \"m\"\n", "s.toml:1:1: key `sweep.name`: missing [sweep] table with a name, e.g. [sweep] name = \"my-sweep\""),
         ("[sweep]\nname = \"a b\"\n", "s.toml:2:8: key `sweep.name`: a sweep name is 1–100 characters of letters, digits, '.', '_' and '-', starting with a letter or digit"),
-        ("[sweep]\nname = \"t\"\nseed = [1]\n", "s.toml:3:1: key `sweep.seed`: unknown setting (did you mean `sweep.seeds`?)"),
+        ("[sweep]\nname = \"t\"\nseed = [1]\n", "s.toml:3:1: key `sweep.seed`: unknown setting (did you mean `sweep.seeds`, the runs' seeds, or `sweep.order_seed`, the seed of a shuffled order?)"),
         ("[sweep]\nname = \"t\"\nseeds = [1, 1]\n", "s.toml:3:9: key `sweep.seeds`: seed 1 is listed twice"),
         (&format!("{HEAD}model.init = \"pretrained\"\nmodel.config.hidden_size = 64\n"), "s.toml:7:28: key `model.config.hidden_size`: changes the architecture, which only model.init = \"random\" allows (a pretrained checkpoint fixes it)"),
         (&format!("{HEAD}model.init = \"random\"\nmodel.config.hidden_size = 64\nmodel.config.num_attention_heads = 5\n"), "s.toml:8:36: key `model.config.num_attention_heads`: 5 heads do not divide hidden_size 64"),
@@ -425,4 +425,83 @@ fn loss_defaults_are_read_from_the_schema() {
     let u = loss_default("arccon", "loss.angle").unwrap();
     assert!((u - 10f64.to_radians()).abs() < 1e-15);
     assert_eq!(loss_default("infonce", "loss.margin"), None);
+}
+
+const SEARCHED: &str = "[sweep]\nname = \"t\"\n[base]\nmodel.path = \"m\"\ndata.train = [\"wiki.txt\"]\ntrain.steps = 1000\neval.every = 250\n[grid]\ntrain.lr = [1e-5, 3e-5, 5e-5]\n";
+
+#[test]
+fn search_tables_resolve_with_defaults() {
+    let s = ok(&format!("{SEARCHED}[search]\nmethod = \"asha\"\n"));
+    let se = s.search.unwrap();
+    assert_eq!(se.method, search::Method::Asha);
+    assert_eq!(se.metric, "stsb_dev");
+    assert_eq!(se.goal, search::Goal::Max);
+    // min_steps defaults to the runs' evaluation interval.
+    assert_eq!((se.min_steps, se.reduction_factor), (250, 3));
+    assert_eq!(se.rungs(1000), vec![250, 750]);
+    let s = ok(&format!(
+        "{SEARCHED}[search]\nmethod = \"median\"\nmetric = \"stsb_dev\"\ngoal = \"max\"\nmin_steps = 500\nmin_runs = 2\n"
+    ));
+    let se = s.search.unwrap();
+    assert_eq!(
+        (se.method, se.min_steps, se.min_runs),
+        (search::Method::Median, 500, 2)
+    );
+    assert!(ok(SEARCHED).search.is_none());
+}
+
+#[test]
+fn bad_search_tables_are_errors_at_their_key() {
+    let cases: &[(String, &str)] = &[
+        (format!("{SEARCHED}[search]\nmethod = \"hyperband\"\n"), "s.toml:11:10: key `search.method`: unknown method `hyperband`: expected \"asha\" or \"median\""),
+        (format!("{SEARCHED}[search]\nmin_steps = 250\n"), "s.toml:10:2: key `search.method`: missing: [search] needs method = \"asha\" or \"median\""),
+        (format!("{SEARCHED}[search]\nmethod = \"asha\"\nmetric = \"loss\"\n"), "s.toml:12:10: key `search.metric`: `loss` is a step metric, not an evaluation metric; a search judges runs by one evaluated during training: stsb_dev"),
+        (format!("{SEARCHED}[search]\nmethod = \"asha\"\nmetric = \"sts12\"\n"), "s.toml:12:10: key `search.metric`: `sts12` is evaluated only after training, on the best checkpoint; a search judges runs while they train, by stsb_dev"),
+        (format!("{SEARCHED}[search]\nmethod = \"asha\"\nmetric = \"stsbdev\"\n"), "s.toml:12:10: key `search.metric`: unknown metric `stsbdev`; a search judges runs by an evaluation metric recorded during training: stsb_dev"),
+        (format!("{SEARCHED}[search]\nmethod = \"asha\"\nmin_steps = 1000\n"), "s.toml:12:13: key `search.min_steps`: min_steps = 1000 is not before the last step of run 035970abf6d3b012 (train.steps = 1000): no decision could be taken; lower it"),
+        (format!("{SEARCHED}[search]\nmethod = \"asha\"\nreduction_factor = 1\n"), "s.toml:12:20: key `search.reduction_factor`: expected an integer ≥ 2, found integer 1"),
+        (format!("{SEARCHED}[search]\nmethod = \"median\"\nreduction_factor = 3\n"), "s.toml:12:20: key `search.reduction_factor`: applies to method = \"asha\" only (the median rule has no rungs)"),
+        (format!("{SEARCHED}[search]\nmethod = \"asha\"\nmin_runs = 3\n"), "s.toml:12:12: key `search.min_runs`: applies to method = \"median\" only (ASHA decides from the first value at each rung)"),
+        (format!("{SEARCHED}[search]\nmethod = \"asha\"\nrungs = 3\n"), "s.toml:12:1: key `search.rungs`: unknown setting ([search] takes method, metric, goal, min_steps, reduction_factor, min_runs)"),
+        (format!("{SEARCHED}[search]\nmethod = \"asha\"\ngoal = \"up\"\n"), "s.toml:12:8: key `search.goal`: expected \"max\" or \"min\""),
+        (format!("{HEAD}eval.every = 10\nseeds_x = 1\n"), "s.toml:7:1: key `seeds_x`: unknown setting"),
+        (format!("{HEAD}train.steps = 100\n[search]\nmethod = \"asha\"\n"), "s.toml:7:2: key `search`: the sweep has 1 run of one setting: [search] stops settings that do worse than others, so it needs at least two settings"),
+        ("[sweep]\nname = \"t\"\nseeds = [1, 2]\n[base]\nmodel.path = \"m\"\ndata.train = [\"wiki.txt\"]\n[search]\nmethod = \"median\"\n".to_string(), "s.toml:7:2: key `search`: the sweep has 2 runs of one setting: [search] stops settings that do worse than others, so it needs at least two settings"),
+        (format!("{}[search]\nmethod = \"asha\"\nmetric = \"stsb_dev\"\n", SEARCHED.replace("eval.every = 250", "eval.every = 0")), "s.toml:12:10: key `search.metric`: stsb_dev is recorded during training only with eval.every > 0, and run 51648238f079540c has eval.every = 0"),
+        ("[sweep]\nname = \"t\"\norder = \"random\"\n[base]\nmodel.path = \"m\"\ndata.train = [\"wiki.txt\"]\n".to_string(), "s.toml:3:9: key `sweep.order`: unknown order `random`: expected \"plan\" (the expansion order, the default) or \"shuffle\""),
+        ("[sweep]\nname = \"t\"\norder_seed = 3\n[base]\nmodel.path = \"m\"\ndata.train = [\"wiki.txt\"]\n".to_string(), "s.toml:3:14: key `sweep.order_seed`: applies to order = \"shuffle\" only"),
+    ];
+    for (text, want) in cases {
+        assert_eq!(&err(text), want, "for input:\n{text}");
+    }
+}
+
+#[test]
+fn a_shuffled_order_keeps_ids_and_the_seeds_of_a_setting_together() {
+    let grid = "[grid]\ntrain.lr = [1e-5, 2e-5, 3e-5, 4e-5, 5e-5, 6e-5]\ntrain.temperature = [0.05, 0.1]\n";
+    let plain = ok(&format!("[sweep]\nname = \"t\"\nseeds = [1, 2]\n[base]\nmodel.path = \"m\"\ndata.train = [\"w.txt\"]\n{grid}"));
+    let shuffled = |seed: u64| {
+        ok(&format!("[sweep]\nname = \"t\"\nseeds = [1, 2]\norder = \"shuffle\"\norder_seed = {seed}\n[base]\nmodel.path = \"m\"\ndata.train = [\"w.txt\"]\n{grid}"))
+    };
+    let a = shuffled(7);
+    assert_eq!(a.shuffle_seed, Some(7));
+    let mut x = ids(&a);
+    let mut y = ids(&plain);
+    assert_ne!(x, y, "the order changed");
+    x.sort();
+    y.sort();
+    assert_eq!(x, y, "the same runs");
+    assert_eq!(ids(&a), ids(&shuffled(7)), "deterministic");
+    assert_ne!(ids(&a), ids(&shuffled(8)));
+    for (i, r) in a.runs.iter().enumerate() {
+        assert_eq!(r.ordinal, i);
+    }
+    // Seeds of one setting are adjacent, seed 1 first.
+    for pair in a.runs.chunks(2) {
+        assert_eq!((pair[0].seed, pair[1].seed), (1, 2));
+        assert_eq!(
+            search::setting_id("t", &pair[0].config),
+            search::setting_id("t", &pair[1].config)
+        );
+    }
 }

@@ -14,10 +14,17 @@ use std::time::Duration;
 use thiserror::Error;
 
 /// The schema version this build reads and writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Migrations: entry `i` takes a database from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_v2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("schema_v2.sql"),
+    concat!(include_str!("schema_v3.sql"), include_str!("search.sql")),
+];
+
+/// The early-stopping board's tables (also created on their own in a Slurm sweep's `search.db`).
+pub const SEARCH_SQL: &str = include_str!("search.sql");
 
 /// How long a connection waits for another writer before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -61,6 +68,7 @@ pub const STATUSES: &[&str] = &[
     "failed",
     "diverged",
     "cancelled",
+    "pruned",
 ];
 
 /// An open results database.
@@ -80,6 +88,8 @@ pub struct PlanSummary {
     pub done: usize,
     pub failed: usize,
     pub cancelled: usize,
+    /// Stopped early by the sweep's `[search]`.
+    pub pruned: usize,
     /// Runs in the database that the sweep file no longer produces (kept, marked in_plan = 0).
     pub removed: usize,
     /// Status of each planned run, in plan order ("new" for runs added now).
@@ -344,6 +354,29 @@ impl Store {
     fn migrate(&mut self) -> Result<()> {
         let path = self.path.clone();
         let e = sql_err(&path);
+        // Version 3 rebuilds `runs`, which other tables reference: foreign keys are off while
+        // migrating (the pragma is a no-op inside a transaction), on again after.
+        // `legacy_alter_table`: the rename does not re-check views and triggers of the user's
+        // own that name `runs` (they read the new table by its name).
+        self.conn
+            .pragma_update(None, "foreign_keys", "OFF")
+            .map_err(&e)?;
+        self.conn
+            .pragma_update(None, "legacy_alter_table", "ON")
+            .map_err(&e)?;
+        let r = self.migrate_steps();
+        self.conn
+            .pragma_update(None, "legacy_alter_table", "OFF")
+            .map_err(&e)?;
+        self.conn
+            .pragma_update(None, "foreign_keys", "ON")
+            .map_err(&e)?;
+        r
+    }
+
+    fn migrate_steps(&mut self) -> Result<()> {
+        let path = self.path.clone();
+        let e = sql_err(&path);
         loop {
             let tx = self
                 .conn
@@ -360,6 +393,20 @@ impl Store {
             match v {
                 0 => rebuild_runs_wide(&tx).map_err(&e)?,
                 1 => summary::rebuild_all(&tx).map_err(&e)?,
+                2 => {
+                    rebuild_runs_wide(&tx).map_err(&e)?;
+                    let bad: i64 = tx
+                        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                            r.get(0)
+                        })
+                        .map_err(&e)?;
+                    if bad > 0 {
+                        return Err(StoreError::Other {
+                            path: path.clone(),
+                            message: format!("migrating to schema version 3: {bad} rows reference runs that do not exist (PRAGMA foreign_key_check); the database was left at version 2"),
+                        });
+                    }
+                }
                 _ => {}
             }
             tx.commit().map_err(&e)?;
@@ -445,6 +492,7 @@ impl Store {
                         "running" => summary.running += 1,
                         "done" => summary.done += 1,
                         "failed" | "diverged" => summary.failed += 1,
+                        "pruned" => summary.pruned += 1,
                         _ => summary.cancelled += 1,
                     }
                     summary.statuses.push(status.clone());
@@ -741,8 +789,9 @@ impl Store {
             params![run_pk, status, step, error],
         )
         .map_err(&e)?;
-        if status == "done" {
-            // The resumable checkpoints were removed with the run's success.
+        if status == "done" || status == "pruned" {
+            // The resumable checkpoints were removed with the run's end (a pruned run keeps
+            // its best checkpoint).
             tx.execute(
                 "DELETE FROM checkpoints WHERE run_pk = ?1 AND kind = 'last'",
                 [run_pk],
@@ -817,6 +866,17 @@ impl Store {
         }
         tx.commit().map_err(&e)?;
         Ok(n)
+    }
+
+    /// Record the steps a started run trains when not stopped (for the steps early stopping saved).
+    pub fn set_total_steps(&self, run_pk: i64, total: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE runs SET total_steps = ?2 WHERE run_pk = ?1",
+                params![run_pk, total],
+            )
+            .map(|_| ())
+            .map_err(sql_err(&self.path))
     }
 
     /// Update a running run's last step and heartbeat.

@@ -415,7 +415,7 @@ impl Store {
             .optional()
             .map_err(&e)?;
         let again = last_task.as_deref() == Some(task);
-        if again && current == "done" {
+        if again && (current == "done" || current == "pruned") {
             return Ok(ShardStart::AlreadyDone);
         }
         let new_status = if again && current != "pending" {
@@ -694,6 +694,15 @@ impl Store {
                 )
                 .map_err(&e)?;
                 m.row_updated = true;
+            }
+            // Version-3 shards know the run's planned steps (what early stopping saved).
+            if take_row && version >= 3 {
+                tx.execute(
+                    "UPDATE main.runs SET total_steps = (SELECT total_steps FROM shard.runs WHERE run_pk = ?2)
+                     WHERE run_pk = ?1 AND (SELECT total_steps FROM shard.runs WHERE run_pk = ?2) IS NOT NULL",
+                    params![mpk, spk],
+                )
+                .map_err(&e)?;
             }
             let main_has_rows: bool = tx
                 .query_row(

@@ -86,7 +86,7 @@ fn a_newer_database_is_refused_and_left_as_it_was() {
     let err = Store::open(&path).err().unwrap().to_string();
     assert_eq!(
         err,
-        format!("database {}: schema version 99 is newer than this simsweep understands (2); use a newer simsweep", path.display())
+        format!("database {}: schema version 99 is newer than this simsweep understands (3); use a newer simsweep", path.display())
     );
     let c = Connection::open(&path).unwrap();
     let v: i64 = c
@@ -641,4 +641,95 @@ fn a_version_1_database_gains_its_summaries_when_opened() {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(ok, "ok");
+}
+
+#[test]
+fn a_version_2_database_gains_the_pruned_status_and_keeps_its_rows_and_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    {
+        // A version-2 database as the previous release wrote it, with a run, its params,
+        // checkpoint, event and metrics.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(MIGRATIONS[0]).unwrap();
+        c.execute_batch(MIGRATIONS[1]).unwrap();
+        c.execute_batch(
+            "PRAGMA user_version = 2;
+             INSERT INTO sweeps (name, file_path, file_text, swept_keys, created_at, updated_at) VALUES ('s', 's.toml', '', '[\"train.lr\"]', 'now', 'now');
+             INSERT INTO runs (run_id, sweep_id, ordinal, seed, config_json, canonical, status, step, created_at, error)
+                 VALUES ('a', 1, 0, 1, '{\"train.lr\":0.1}', 'x', 'done', 7, 'now', NULL),
+                        ('b', 1, 1, 1, '{\"train.lr\":0.2}', 'y', 'failed', 3, 'now', 'boom');
+             INSERT INTO param_keys (key) VALUES ('train.lr');
+             INSERT INTO params VALUES (1, 1, 0.1), (2, 1, 0.2);
+             INSERT INTO checkpoints VALUES (1, 'best', 5, '/x/best', 'stsb_dev', 1.5, 'now');
+             INSERT INTO events (at, sweep_id, run_pk, kind, message) VALUES ('now', 1, 2, 'failed', 'boom');
+             INSERT INTO metric_names (name) VALUES ('loss');
+             INSERT INTO metrics VALUES (1, 1, -1, 1, 3.0), (2, 1, -1, 1, 4.0);",
+        )
+        .unwrap();
+        crate::store::summary::rebuild_all(&c).unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.user_version().unwrap(), SCHEMA_VERSION);
+    let c = &store.conn;
+    let rows: Vec<(String, String, i64, Option<String>)> = c
+        .prepare("SELECT run_id, status, step, error FROM runs ORDER BY run_pk")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("a".to_string(), "done".to_string(), 7, None),
+            (
+                "b".to_string(),
+                "failed".to_string(),
+                3,
+                Some("boom".to_string())
+            )
+        ]
+    );
+    // The views read the new table; foreign keys still hold and are enforced.
+    assert_eq!(count(&store, "SELECT count(*) FROM run_params"), 2);
+    assert_eq!(count(&store, "SELECT count(*) FROM metric_values"), 2);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM metric_summary_values"),
+        2
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM runs_wide WHERE \"train.lr\" = 0.2"
+        ),
+        1
+    );
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM pragma_foreign_key_check"),
+        0
+    );
+    assert!(c
+        .execute("INSERT INTO params VALUES (99, 1, 1.0)", [])
+        .is_err());
+    // `pruned` is a status now, and the board's tables are there.
+    c.execute(
+        "UPDATE runs SET status = 'pruned', total_steps = 40 WHERE run_id = 'a'",
+        [],
+    )
+    .unwrap();
+    assert!(c.execute("UPDATE runs SET status = 'stopped'", []).is_err());
+    assert_eq!(count(&store, "SELECT count(*) FROM search_decisions"), 0);
+    assert_eq!(count(&store, "SELECT count(*) FROM search_reports"), 0);
+    let ok: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM pragma_foreign_keys WHERE foreign_keys = 1"
+        ),
+        1
+    );
 }

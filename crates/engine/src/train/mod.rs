@@ -36,6 +36,12 @@ pub struct Job<'a> {
     pub events: Sender<Event>,
     /// Set to stop after the current step.
     pub cancel: &'a AtomicBool,
+    /// Set to stop for good after the current step (early stopping): keep the best checkpoint,
+    /// no final evaluation, no resumable checkpoint.
+    pub stop: &'a AtomicBool,
+    /// After each evaluation during training, wait for the front's verdict on standard input
+    /// (`stop` sets [`Job::stop`]; anything else, or the end of the input, continues).
+    pub verdicts: bool,
     /// Continue from this `last-*` checkpoint (see [`checkpoint`]) instead of starting afresh.
     pub resume: Option<&'a Path>,
     /// The token cache's folder (`None`: tokenize in memory).
@@ -49,6 +55,11 @@ pub struct ResumeError {
     pub dir: PathBuf,
     pub reason: anyhow::Error,
 }
+
+/// The test hook `SIMSWEEP_TEST_OBJECTIVE` (set by the worker): the values evaluation `k` (1 at
+/// the first `eval.every`, the last one at the last step) reports for `stsb_dev` instead of
+/// evaluating, so that early-stopping tests know every value in advance.
+pub static TEST_OBJECTIVE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
 
 /// Step metrics held on the device between host copies (one copy every `FLUSH_EVERY` steps).
 pub const FLUSH_EVERY: i64 = 25;
@@ -236,6 +247,7 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         batch: b,
     };
     let reads_before = crate::runtime::host_reads();
+    let mut stopped = None;
     let mut windows = 0u64;
     for step in start..=total {
         faults.on_step(step);
@@ -271,12 +283,14 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
             && step % cfg.train.checkpoint_every == 0
             && step < total;
         let cancelled = job.cancel.load(Ordering::Relaxed);
+        let stop = job.stop.load(Ordering::Relaxed) && step < total;
         let eval_now = cfg.eval.every > 0 && step % cfg.eval.every == 0 || step == total;
         let probe_now = cfg.probe.every > 0 && step % cfg.probe.every == 0 || step == total;
         if step % flush == 0
             || eval_now
             || probe_now
             || cancelled
+            || stop
             || checkpoint_now
             || stalled.is_some()
         {
@@ -331,6 +345,10 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
             if cancelled && step < total {
                 return Ok(Outcome::Cancelled { step });
             }
+            if job.stop.load(Ordering::Relaxed) && step < total {
+                stopped = Some(step);
+                break;
+            }
         }
     }
 
@@ -359,6 +377,9 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
     let best_path = keeper.finish(out_dir)?;
     if let (Some(path), Some((b, v))) = (&best_path, best) {
         io.best_event(b, path.clone(), v)?;
+    }
+    if let Some(step) = stopped {
+        return Ok(Outcome::Stopped { step });
     }
     // Final evaluation of the best checkpoint on the configured tasks.
     if !final_tasks.is_empty() {
@@ -414,19 +435,39 @@ impl RunIo<'_> {
         keeper: &mut checkpoint::Keeper,
     ) -> Result<()> {
         let out_dir = self.job.out_dir;
-        let scores = embed_scores(
-            model,
-            self.pooler,
-            self.sts,
-            &[Task::StsbDev],
-            self.eval_len,
-            self.eval_bs,
-        )?;
-        let v = scores.get(Task::StsbDev).unwrap_or(f64::NAN);
+        let v = match TEST_OBJECTIVE.get() {
+            // The test hook: a known curve instead of the evaluation.
+            Some(curve) => {
+                let every = self.job.config.eval.every.max(1);
+                let k = ((step + every - 1) / every).max(1) as usize;
+                curve[(k - 1).min(curve.len() - 1)]
+            }
+            None => {
+                let scores = embed_scores(
+                    model,
+                    self.pooler,
+                    self.sts,
+                    &[Task::StsbDev],
+                    self.eval_len,
+                    self.eval_bs,
+                )?;
+                scores.get(Task::StsbDev).unwrap_or(f64::NAN)
+            }
+        };
         send(
             &self.job.events,
             Event::Metrics(vec![(step, "stsb_dev".into(), v)]),
         )?;
+        if self.job.verdicts {
+            let mut line = String::new();
+            match std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line) {
+                // The front closed the pipe (it gave up on the run): stop as when interrupted,
+                // with a resumable checkpoint, rather than train on unobserved.
+                Ok(0) | Err(_) => self.job.cancel.store(true, Ordering::SeqCst),
+                Ok(_) if line.trim() == "stop" => self.job.stop.store(true, Ordering::SeqCst),
+                Ok(_) => {}
+            }
+        }
         if best.is_none_or(|(_, b)| v > b) {
             let dir = checkpoint::best_dir(out_dir, step);
             model
