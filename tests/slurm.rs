@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{count, data_dir, micro_model, repo};
+use common::{count, data_dir, micro_model, repo, text};
 use rusqlite::Connection;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -19,15 +19,6 @@ fn simsweep(db: &Path, data: &Path, path_env: Option<&str>, args: &[&str]) -> Ou
         c.env("PATH", p);
     }
     c.output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// What `broken.txt` holds: one sentence, fewer examples than one batch of 8. Planning accepts the

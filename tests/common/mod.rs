@@ -51,6 +51,16 @@ pub fn micro_model(dir: &Path) -> PathBuf {
     m
 }
 
+/// A finished command's exit status, standard output and standard error, for assertion messages.
+pub fn text(o: &std::process::Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 /// The single integer a query returns.
 pub fn count(c: &Connection, sql: &str) -> i64 {
     c.query_row(sql, [], |r| r.get(0)).unwrap()
