@@ -190,7 +190,18 @@ fn asha_prunes_the_runs_computed_by_hand_and_status_shows_the_steps_saved() {
         ),
         "{o}"
     );
-    assert_eq!(o.matches(" pruned ").count(), 6, "{o}");
+    let out = simsweep(&db, &data, None, &["runs", "asha", "--format", "json"])
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pruned = runs
+        .as_array()
+        .or_else(|| runs["runs"].as_array())
+        .unwrap_or_else(|| panic!("{runs}"))
+        .iter()
+        .filter(|r| r["status"] == "pruned")
+        .count();
+    assert_eq!(pruned, 6, "{runs}");
     let report = dir.path().join("report.html");
     let out = simsweep(
         &db,
@@ -327,7 +338,9 @@ fn a_front_killed_mid_sweep_resumes_with_the_decisions_already_taken() {
                 .ok()
             })
             .unwrap_or(0);
-        if n >= 5 {
+        // Decisions 1 and 2 are w0's (rungs 10, 30), 3 prunes w1: killing now often lands between
+        // that decision and w1's end being recorded (the next claim then marks it pruned, rows kept).
+        if n >= 3 {
             break;
         }
         assert!(

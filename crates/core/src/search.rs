@@ -209,7 +209,8 @@ impl Board {
 /// method and verdict). Returns how many decisions were added. Idempotent.
 pub fn copy_board(main: &Connection, board: &Path, sweep: &str) -> anyhow::Result<usize> {
     let e = err(board);
-    let b = Connection::open_with_flags(board, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    // Read-write (nothing is written): a journal left by a task killed mid-commit is rolled back.
+    let b = Connection::open_with_flags(board, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
         .map_err(&e)?;
     b.busy_timeout(crate::store::BUSY_TIMEOUT).map_err(&e)?;
     type Rep = (String, String, i64, Option<f64>, String);
@@ -222,7 +223,7 @@ pub fn copy_board(main: &Connection, board: &Path, sweep: &str) -> anyhow::Resul
         .map_err(&e)?
         .collect::<rusqlite::Result<_>>()
         .map_err(&e)?;
-    let cols = "sweep, setting, run_id, method, metric, step, rung, value, threshold, compared, seeds, verdict, message, at";
+    let cols = "decision_id, sweep, setting, run_id, method, metric, step, rung, value, threshold, compared, seeds, verdict, message, at";
     let decisions: Vec<Vec<rusqlite::types::Value>> = {
         let mut st = b
             .prepare(&format!(
@@ -230,7 +231,7 @@ pub fn copy_board(main: &Connection, board: &Path, sweep: &str) -> anyhow::Resul
             ))
             .map_err(&e)?;
         let rows = st
-            .query_map([sweep], |r| (0..14).map(|i| r.get(i)).collect())
+            .query_map([sweep], |r| (0..15).map(|i| r.get(i)).collect())
             .map_err(&e)?;
         rows.collect::<rusqlite::Result<_>>().map_err(&e)?
     };
@@ -251,9 +252,13 @@ pub fn copy_board(main: &Connection, board: &Path, sweep: &str) -> anyhow::Resul
         added += tx
             .execute(
                 &format!(
-                    "INSERT INTO search_decisions ({cols}) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
-                     WHERE NOT EXISTS (SELECT 1 FROM search_decisions WHERE sweep = ?1 AND run_id = ?3 AND method = ?4
-                                       AND step = ?6 AND rung = ?7 AND verdict = ?12)"
+                    // The board's id when it is free (so "decision N" in events names the same
+                    // row), a new one otherwise.
+                    "INSERT INTO search_decisions ({cols})
+                     SELECT CASE WHEN EXISTS (SELECT 1 FROM search_decisions WHERE decision_id = ?1) THEN NULL ELSE ?1 END,
+                            ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15
+                     WHERE NOT EXISTS (SELECT 1 FROM search_decisions WHERE sweep = ?2 AND run_id = ?4 AND method = ?5
+                                       AND step = ?7 AND rung = ?8 AND verdict = ?13)"
                 ),
                 rusqlite::params_from_iter(d.iter()),
             )
@@ -372,6 +377,10 @@ pub fn decide(search: &Search, r: &Report<'_>, reports: &[Reported]) -> Option<D
 
 fn decide_asha(search: &Search, r: &Report<'_>, reports: &[Reported]) -> Option<Decision> {
     let goal = search.goal;
+    // Nothing is left to save at the last step (its evaluation may be the first past a rung).
+    if r.step >= r.total_steps {
+        return None;
+    }
     let rungs = search.rungs(r.total_steps);
     let earlier: Vec<i64> = reports
         .iter()

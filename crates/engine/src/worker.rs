@@ -33,7 +33,11 @@ fn install_interrupt_handler() {
     if let Err(e) = installed {
         eprintln!("warning: cannot install the interrupt handler: {e}");
     }
-    // SIGUSR1: the front pruned the run (early stopping). The handler only stores an atomic.
+}
+
+/// SIGUSR1: the front pruned the run (early stopping). Only for a job under early stopping, so a
+/// stray SIGUSR1 elsewhere keeps its default effect. The handler only stores an atomic.
+fn install_stop_handler() {
     // SAFETY: installing an async-signal-safe handler.
     unsafe {
         libc::signal(
@@ -118,6 +122,9 @@ fn run(job: &RunJob, out: &mut impl Write) -> Result<train::Outcome> {
     let device = crate::runtime::torch_device(
         simsweep_core::device::Device::parse(&job.device).map_err(anyhow::Error::msg)?,
     );
+    if job.verdicts {
+        install_stop_handler();
+    }
     if let Some(curve) = test_objective(job)? {
         let _ = train::TEST_OBJECTIVE.set(curve);
     }

@@ -16,7 +16,7 @@ use simsweep_core::device::Device;
 use simsweep_core::events::{Event, Outcome, RunJob, WorkerMessage};
 use simsweep_core::search::{Board, Report, Verdict};
 use simsweep_core::BadInput;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -389,33 +389,50 @@ fn slot_loop(sh: &Shared<'_>, slot: usize, device: Device) -> Result<()> {
         _ => None,
     };
     while !sh.cancel.load(Ordering::SeqCst) {
-        let Some(claim) = store.claim_next(
+        // A pending (or interrupted) seed of a setting pruned meanwhile is marked pruned in the
+        // claiming transaction, before anything of it is cleared, and not started.
+        let sweep_name = &sh.sweep.name;
+        let mut board_error = None;
+        let mut pruned_setting = |run_id: &str, config: &BTreeMap<String, serde_json::Value>| {
+            let (_, b) = board.as_ref()?;
+            let setting = simsweep_core::spec::search::setting_id(sweep_name, config);
+            match b.pruned(sweep_name, &setting) {
+                Ok(d) => d.map(|d| {
+                    let why = format!(
+                        "its setting was pruned by decision {} on run {}: {}",
+                        d.id, d.run_id, d.message
+                    );
+                    (why, (d.run_id == run_id).then_some(d.step))
+                }),
+                Err(e) => {
+                    board_error = Some(e);
+                    None
+                }
+            }
+        };
+        let (claim, skipped) = store.claim_next_with(
             &sh.sweep.name,
             &sh.worker,
             &device.to_string(),
             sh.opts.only.as_deref(),
-        )?
-        else {
+            &mut pruned_setting,
+        )?;
+        if let Some(e) = board_error {
+            // The claimed run, if any, goes back to the pool with the next `run`.
+            return Err(e);
+        }
+        for (pk, run_id, why) in skipped {
+            // An interrupted run keeps its best checkpoint as `best/`; its resumable ones go.
+            settle_pruned_files(&store, pk, &results.join(&run_id))?;
+            sh.progress.line(&format!("{run_id} pruned ({why})"));
+            sh.totals.lock().expect("totals").pruned += 1;
+            sh.progress.finish_run(slot, true);
+        }
+        let Some(claim) = claim else {
             break;
         };
         let label = format!("[{}/{}] {}", claim.ordinal + 1, total_runs, claim.run_id);
         let setting = simsweep_core::spec::search::setting_id(&sh.sweep.name, &claim.config);
-        // A seed of a setting pruned meanwhile does not start.
-        if let Some((_, b)) = &board {
-            if let Some(d) = b.pruned(&sh.sweep.name, &setting)? {
-                let why = format!(
-                    "not trained: its setting was pruned by decision {} on run {}: {}",
-                    d.id, d.run_id, d.message
-                );
-                store.finish_run(claim.run_pk, "pruned", None, Some(&why))?;
-                // An interrupted run keeps its best checkpoint as `best/`; its resumable ones go.
-                settle_pruned_files(&store, claim.run_pk, &results.join(&claim.run_id))?;
-                sh.progress.line(&format!("{label} pruned ({why})"));
-                sh.totals.lock().expect("totals").pruned += 1;
-                sh.progress.finish_run(slot, true);
-                continue;
-            }
-        }
         let params = sh
             .params
             .get(claim.run_id.as_str())
@@ -493,12 +510,17 @@ fn slot_loop(sh: &Shared<'_>, slot: usize, device: Device) -> Result<()> {
             Ok((Outcome::Done { .. } | Outcome::Stopped { .. }, _, _))
         );
         match result {
-            Ok((Outcome::Stopped { step }, summary, why)) => {
-                let why = why.unwrap_or_else(|| "stopped early".into());
+            Ok((Outcome::Stopped { step }, summary, Some(why))) => {
                 store.finish_run(claim.run_pk, "pruned", Some(step), Some(&why))?;
                 sh.progress
                     .line(&format!("{label} pruned at step {step}: {summary}"));
                 totals.pruned += 1;
+            }
+            Ok((Outcome::Stopped { step }, _, None)) => {
+                let msg = format!("the engine stopped at step {step} on a SIGUSR1 that early stopping did not send");
+                store.finish_run(claim.run_pk, "failed", Some(step), Some(&msg))?;
+                sh.progress.line(&format!("{label} failed: {msg}"));
+                totals.failed += 1;
             }
             Ok((Outcome::Done { steps }, summary, _)) => {
                 store.finish_run(claim.run_pk, "done", Some(steps), None)?;

@@ -321,13 +321,18 @@ pub fn submit(file: &Path, db: &Path, data_dir: &Path, opts: &SubmitOptions) -> 
     if claimed.is_empty() {
         let c = counts(&store, &sweep.name)?;
         println!(
-            "sweep {}: no pending runs to submit ({} runs: {} done, {} running, {} failed, {} diverged){}",
+            "sweep {}: no pending runs to submit ({} runs: {} done, {} running, {} failed, {} diverged{}){}",
             sweep.name,
             summary.total,
             c.get("done"),
             c.get("running"),
             c.get("failed"),
             c.get("diverged"),
+            if c.get("pruned") > 0 {
+                format!(", {} pruned", c.get("pruned"))
+            } else {
+                String::new()
+            },
             if c.get("failed") + c.get("diverged") > 0 && !opts.retry_failed {
                 "; --retry-failed submits the failed ones again"
             } else {

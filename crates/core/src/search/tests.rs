@@ -166,11 +166,14 @@ fn asha_counts_a_report_past_several_rungs_once_at_the_highest() {
     let v = feed(
         &mut b,
         &se,
-        &[rep("A", "a", 50, 0.5), rep("A", "a", 100, 0.5)],
+        &[rep("A", "a", 50, 0.5), rep("A", "a", 95, 0.5)],
     );
     assert_eq!(decided(&v[0]).rung, 30);
-    // 100 reaches rung 90.
+    // 95 reaches rung 90.
     assert_eq!(decided(&v[1]).rung, 90);
+    // The last step (100) decides nothing, even past a rung: nothing is left to save.
+    let v = feed(&mut b, &se, &[rep("B", "b", 100, 0.1)]);
+    assert_eq!(v[0], Verdict::None);
 }
 
 #[test]

@@ -388,7 +388,21 @@ impl Store {
                 drop(tx);
                 return self.check_version(v, tables);
             }
+            // Version 3 drops the old `runs`, and its triggers with it: a user's own triggers on
+            // runs are made again on the new table.
+            let triggers: Vec<String> = if v == 2 {
+                let mut st = tx
+                    .prepare("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'runs' AND sql IS NOT NULL")
+                    .map_err(&e)?;
+                let rows = st.query_map([], |r| r.get(0)).map_err(&e)?;
+                rows.collect::<rusqlite::Result<_>>().map_err(&e)?
+            } else {
+                Vec::new()
+            };
             tx.execute_batch(MIGRATIONS[v as usize]).map_err(&e)?;
+            for t in &triggers {
+                tx.execute_batch(t).map_err(&e)?;
+            }
             tx.pragma_update(None, "user_version", v + 1).map_err(&e)?;
             match v {
                 0 => rebuild_runs_wide(&tx).map_err(&e)?,
@@ -593,6 +607,14 @@ pub struct Claimed {
     pub resume: Option<(i64, PathBuf)>,
 }
 
+/// Asked by [`Store::claim_next_with`] about each candidate (run id, settings): why its setting
+/// was pruned, if it was, and the step the run itself was judged at (when the decision was its own).
+pub type PrunedAsk<'a> =
+    dyn FnMut(&str, &BTreeMap<String, Value>) -> Option<(String, Option<i64>)> + 'a;
+
+/// A run [`Store::claim_next_with`] marked pruned instead of claiming it: (run_pk, run id, why).
+pub type PrunedAtClaim = (i64, String, String);
+
 /// A running run whose heartbeat is older than this is taken to be lost with its machine (unless it
 /// runs under Slurm, whose own state decides). `SIMSWEEP_STALE_SECS` overrides it.
 pub const STALE_AFTER_SECS: i64 = 600;
@@ -650,6 +672,24 @@ impl Store {
         device: &str,
         only: Option<&[String]>,
     ) -> Result<Option<Claimed>> {
+        Ok(self
+            .claim_next_with(sweep, worker, device, only, &mut |_, _| None)?
+            .0)
+    }
+
+    /// [`Store::claim_next`], where `pruned` is asked about each candidate first (early stopping:
+    /// why its setting was pruned, if it was). Such a run is not claimed but marked `pruned` in the
+    /// same transaction, its rows and best checkpoint kept as they are (only its `last` checkpoint
+    /// rows go), and the next candidate is taken. Returns the claim and the runs marked pruned
+    /// (run_pk, run id, why).
+    pub fn claim_next_with(
+        &mut self,
+        sweep: &str,
+        worker: &str,
+        device: &str,
+        only: Option<&[String]>,
+        pruned: &mut PrunedAsk<'_>,
+    ) -> Result<(Option<Claimed>, Vec<PrunedAtClaim>)> {
         let path = self.path.clone();
         let e = sql_err(&path);
         let tx = self.immediate()?;
@@ -693,19 +733,51 @@ impl Store {
             )
             .map_err(&e)?;
         }
-        let row = tx
-            .query_row(
-                "SELECT r.run_pk, r.run_id, r.sweep_id, r.ordinal, r.config_json FROM runs r JOIN sweeps s ON s.sweep_id = r.sweep_id
-                 WHERE s.name = ?1 AND r.status IN ('pending', 'cancelled') AND r.in_plan = 1
-                   AND (?2 IS NULL OR r.run_id IN (SELECT value FROM json_each(?2)))
-                 ORDER BY r.ordinal LIMIT 1",
-                params![sweep, only.map(|o| serde_json::to_string(o).expect("JSON"))],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, String>(4)?)),
+        let mut skipped = Vec::new();
+        let (run_pk, run_id, sweep_id, ordinal, config) = loop {
+            let row = tx
+                .query_row(
+                    "SELECT r.run_pk, r.run_id, r.sweep_id, r.ordinal, r.config_json FROM runs r JOIN sweeps s ON s.sweep_id = r.sweep_id
+                     WHERE s.name = ?1 AND r.status IN ('pending', 'cancelled') AND r.in_plan = 1
+                       AND (?2 IS NULL OR r.run_id IN (SELECT value FROM json_each(?2)))
+                     ORDER BY r.ordinal LIMIT 1",
+                    params![sweep, only.map(|o| serde_json::to_string(o).expect("JSON"))],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, String>(4)?)),
+                )
+                .optional()
+                .map_err(&e)?;
+            let Some((run_pk, run_id, sweep_id, ordinal, cfg)) = row else {
+                tx.commit().map_err(&e)?;
+                return Ok((None, skipped));
+            };
+            let config: BTreeMap<String, Value> =
+                serde_json::from_str(&cfg).map_err(|err| StoreError::Other {
+                    path: path.clone(),
+                    message: format!("run {run_id}: stored config is not valid JSON: {err}"),
+                })?;
+            let Some((why, judged_at)) = pruned(&run_id, &config) else {
+                break (run_pk, run_id, sweep_id, ordinal, config);
+            };
+            // Its step: the furthest of what it recorded, its rows, and the step it was judged at.
+            tx.execute(
+                "UPDATE runs SET status = 'pruned', error = ?2, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'),
+                     step = nullif(max(coalesce(step, -1), coalesce(?3, -1),
+                                       coalesce((SELECT max(m.step) FROM metrics m WHERE m.run_pk = ?1), -1)), -1)
+                 WHERE run_pk = ?1",
+                params![run_pk, why, judged_at],
             )
-            .optional()
             .map_err(&e)?;
-        let Some((run_pk, run_id, sweep_id, ordinal, cfg)) = row else {
-            return Ok(None);
+            tx.execute(
+                "DELETE FROM checkpoints WHERE run_pk = ?1 AND kind = 'last'",
+                [run_pk],
+            )
+            .map_err(&e)?;
+            tx.execute(
+                "INSERT INTO events (at, sweep_id, run_pk, kind, message) VALUES (strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?1, ?2, 'pruned', ?3)",
+                params![sweep_id, run_pk, why],
+            )
+            .map_err(&e)?;
+            skipped.push((run_pk, run_id, why));
         };
         tx.execute(
             "UPDATE runs SET status = 'running', worker = ?2, host = ?3, device = ?4, code_version = ?5,
@@ -758,18 +830,17 @@ impl Store {
         )
         .map_err(&e)?;
         tx.commit().map_err(&e)?;
-        let config = serde_json::from_str(&cfg).map_err(|err| StoreError::Other {
-            path: path.clone(),
-            message: format!("run {run_id}: stored config is not valid JSON: {err}"),
-        })?;
-        Ok(Some(Claimed {
-            run_pk,
-            run_id,
-            sweep_id,
-            ordinal,
-            config,
-            resume,
-        }))
+        Ok((
+            Some(Claimed {
+                run_pk,
+                run_id,
+                sweep_id,
+                ordinal,
+                config,
+                resume,
+            }),
+            skipped,
+        ))
     }
 
     /// Record how a run ended: status (`done`, `failed`, `diverged`, `cancelled`), the last step and

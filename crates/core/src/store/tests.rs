@@ -664,7 +664,12 @@ fn a_version_2_database_gains_the_pruned_status_and_keeps_its_rows_and_reference
              INSERT INTO checkpoints VALUES (1, 'best', 5, '/x/best', 'stsb_dev', 1.5, 'now');
              INSERT INTO events (at, sweep_id, run_pk, kind, message) VALUES ('now', 1, 2, 'failed', 'boom');
              INSERT INTO metric_names (name) VALUES ('loss');
-             INSERT INTO metrics VALUES (1, 1, -1, 1, 3.0), (2, 1, -1, 1, 4.0);",
+             INSERT INTO metrics VALUES (1, 1, -1, 1, 3.0), (2, 1, -1, 1, 4.0);
+             -- a user's own view and trigger on runs
+             CREATE VIEW my_failures AS SELECT run_id, error FROM runs WHERE status = 'failed';
+             CREATE TABLE my_log (run_id TEXT, status TEXT);
+             CREATE TRIGGER my_status AFTER UPDATE OF status ON runs
+                 BEGIN INSERT INTO my_log VALUES (new.run_id, new.status); END;",
         )
         .unwrap();
         crate::store::summary::rebuild_all(&c).unwrap();
@@ -712,12 +717,27 @@ fn a_version_2_database_gains_the_pruned_status_and_keeps_its_rows_and_reference
     assert!(c
         .execute("INSERT INTO params VALUES (99, 1, 1.0)", [])
         .is_err());
+    // The user's view reads the new table; their trigger is on it.
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM my_failures WHERE error = 'boom'"
+        ),
+        1
+    );
     // `pruned` is a status now, and the board's tables are there.
     c.execute(
         "UPDATE runs SET status = 'pruned', total_steps = 40 WHERE run_id = 'a'",
         [],
     )
     .unwrap();
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM my_log WHERE run_id = 'a' AND status = 'pruned'"
+        ),
+        1
+    );
     assert!(c.execute("UPDATE runs SET status = 'stopped'", []).is_err());
     assert_eq!(count(&store, "SELECT count(*) FROM search_decisions"), 0);
     assert_eq!(count(&store, "SELECT count(*) FROM search_reports"), 0);
@@ -732,4 +752,94 @@ fn a_version_2_database_gains_the_pruned_status_and_keeps_its_rows_and_reference
         ),
         1
     );
+}
+
+#[test]
+fn a_run_of_a_pruned_setting_is_marked_pruned_at_the_claim_with_its_rows_kept() {
+    // An interrupted run whose setting was pruned (its front killed between the decision and
+    // recording it): the claim marks it pruned before clearing anything, and takes the next run.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.db");
+    let mut store = Store::open(&path).unwrap();
+    store.plan(&sweep("train.temperature = [0.05]")).unwrap();
+    let first = store
+        .claim_next("s", &worker_id(), "cpu", None)
+        .unwrap()
+        .unwrap();
+    store
+        .conn
+        .execute_batch(&format!(
+            "INSERT INTO metric_names (name) VALUES ('stsb_dev');
+             INSERT INTO metrics VALUES ({pk}, 1, -1, 10, 40.0), ({pk}, 1, -1, 20, 41.0);
+             INSERT INTO checkpoints VALUES ({pk}, 'best', 20, '/x/best-0000020', 'stsb_dev', 41.0, 'now');
+             INSERT INTO checkpoints VALUES ({pk}, 'last', 20, '/x/last-0000020', NULL, NULL, 'now');
+             UPDATE runs SET status = 'cancelled', step = 20 WHERE run_pk = {pk};",
+            pk = first.run_pk
+        ))
+        .unwrap();
+    let mut asked = Vec::new();
+    let (claim, skipped) = store
+        .claim_next_with("s", &worker_id(), "cpu", None, &mut |id, cfg| {
+            asked.push((id.to_string(), cfg.get("seed").cloned()));
+            (id == first.run_id).then(|| ("its setting was pruned".to_string(), Some(25)))
+        })
+        .unwrap();
+    assert_eq!(asked.len(), 2, "the pruned run, then the next one");
+    assert_eq!(
+        skipped,
+        [(
+            first.run_pk,
+            first.run_id.clone(),
+            "its setting was pruned".to_string()
+        )]
+    );
+    let claim = claim.unwrap();
+    assert_ne!(claim.run_id, first.run_id);
+    let (status, step, error): (String, i64, String) = store
+        .conn
+        .query_row(
+            "SELECT status, step, error FROM runs WHERE run_pk = ?1",
+            [first.run_pk],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    // Judged at 25 (its own decision), past its rows (20).
+    assert_eq!(
+        (status.as_str(), step, error.as_str()),
+        ("pruned", 25, "its setting was pruned")
+    );
+    let pk = first.run_pk;
+    assert_eq!(
+        count(
+            &store,
+            &format!("SELECT count(*) FROM metrics WHERE run_pk = {pk}")
+        ),
+        2
+    );
+    assert_eq!(
+        count(
+            &store,
+            &format!("SELECT count(*) FROM checkpoints WHERE run_pk = {pk} AND kind = 'best'")
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &store,
+            &format!("SELECT count(*) FROM checkpoints WHERE run_pk = {pk} AND kind = 'last'")
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &store,
+            &format!("SELECT count(*) FROM events WHERE run_pk = {pk} AND kind = 'pruned'")
+        ),
+        1
+    );
+    // Nothing left to claim once the other run is taken too.
+    let (none, skipped) = store
+        .claim_next_with("s", &worker_id(), "cpu", None, &mut |_, _| None)
+        .unwrap();
+    assert!(none.is_none() && skipped.is_empty());
 }
