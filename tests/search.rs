@@ -62,6 +62,13 @@ fn setup(name: &str, search: &str, objective: &str) -> Setup {
     }
 }
 
+/// Run `simsweep` as [`simsweep`] does and require exit status 0 (its output in the message).
+fn ok(db: &Path, data: &Path, objective: Option<&Path>, args: &[&str]) -> std::process::Output {
+    let out = simsweep(db, data, objective, args).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    out
+}
+
 /// (run, rung, verdict) of every decision on the board, in the order taken.
 fn decisions(db: &Path) -> Vec<(String, i64, String)> {
     let c = Connection::open(db).unwrap();
@@ -98,16 +105,13 @@ fn asha_prunes_the_runs_computed_by_hand_and_status_shows_the_steps_saved() {
         objective,
         db,
     } = setup("asha", ASHA, ASHA_OBJECTIVE);
-    let out = simsweep(
+    let out = ok(
         &db,
         &data,
         Some(&objective),
         &["run", &s, "--device", "cpu", "--progress", "lines"],
-    )
-    .output()
-    .unwrap();
+    );
     let o = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{o}");
     assert!(
         o.contains("asha: 3 done, 0 failed, 0 diverged, 0 cancelled, 6 pruned in this invocation"),
         "{o}"
@@ -169,20 +173,15 @@ fn asha_prunes_the_runs_computed_by_hand_and_status_shows_the_steps_saved() {
     );
 
     // status: the pruned column and what was saved (200 of 360 steps trained).
-    let out = simsweep(&db, &data, None, &["status", "asha"])
-        .output()
-        .unwrap();
+    let out = ok(&db, &data, None, &["status", "asha"]);
     let o = text(&out);
-    assert!(out.status.success(), "{o}");
     assert!(o.contains("pruned"), "{o}");
     assert!(
         o.contains("asha: early stopping: 6 runs pruned, 160 of 360 steps not trained (44.4 % of the full sweep's GPU time)"),
         "{o}"
     );
     // runs and the report say it too, and show each pruned run.
-    let out = simsweep(&db, &data, None, &["runs", "asha"])
-        .output()
-        .unwrap();
+    let out = ok(&db, &data, None, &["runs", "asha"]);
     let o = text(&out);
     assert!(
         o.contains(
@@ -190,9 +189,7 @@ fn asha_prunes_the_runs_computed_by_hand_and_status_shows_the_steps_saved() {
         ),
         "{o}"
     );
-    let out = simsweep(&db, &data, None, &["runs", "asha", "--format", "json"])
-        .output()
-        .unwrap();
+    let out = ok(&db, &data, None, &["runs", "asha", "--format", "json"]);
     let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let pruned = runs
         .as_array()
@@ -203,15 +200,12 @@ fn asha_prunes_the_runs_computed_by_hand_and_status_shows_the_steps_saved() {
         .count();
     assert_eq!(pruned, 6, "{runs}");
     let report = dir.path().join("report.html");
-    let out = simsweep(
+    ok(
         &db,
         &data,
         None,
         &["report", "asha", "-o", &report.display().to_string()],
-    )
-    .output()
-    .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    );
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(
         html.contains("3 done, 0 running, 0 pending, 0 failed or diverged, 6 pruned"),
@@ -234,8 +228,7 @@ fn asha_prunes_the_runs_computed_by_hand_and_status_shows_the_steps_saved() {
             "json",
         ];
         args.extend_from_slice(extra);
-        let out = simsweep(&db, &data, None, &args).output().unwrap();
-        assert!(out.status.success(), "{}", text(&out));
+        let out = ok(&db, &data, None, &args);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         v["groups"]
             .as_array()
@@ -245,15 +238,12 @@ fn asha_prunes_the_runs_computed_by_hand_and_status_shows_the_steps_saved() {
     assert_eq!(best(&[]), 3);
     assert_eq!(best(&["--include-pruned"]), 9);
     // A second run has nothing left to do and changes nothing.
-    let out = simsweep(
+    ok(
         &db,
         &data,
         Some(&objective),
         &["run", &s, "--device", "cpu"],
-    )
-    .output()
-    .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    );
     assert_eq!(search_outcome(&db), expected_outcome(ASHA_PRUNED));
     assert_eq!(
         count(
@@ -277,16 +267,13 @@ fn the_median_rule_prunes_the_runs_computed_by_hand() {
         "[search]\nmethod = \"median\"\nmin_steps = 10\nmin_runs = 2\n",
         MEDIAN_OBJECTIVE,
     );
-    let out = simsweep(
+    let out = ok(
         &db,
         &data,
         Some(&objective),
         &["run", &sweep, "--device", "cpu"],
-    )
-    .output()
-    .unwrap();
+    );
     let o = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{o}");
     assert_eq!(search_outcome(&db), expected_outcome(MEDIAN_PRUNED), "{o}");
     let events = decision_events(&db);
     let w6: Vec<&String> = events.iter().filter(|e| e.0 == 6).map(|e| &e.1).collect();
@@ -365,16 +352,13 @@ fn a_front_killed_mid_sweep_resumes_with_the_decisions_already_taken() {
         "killed mid-sweep"
     );
     drop(c);
-    let out = simsweep(
+    let out = ok(
         &db,
         &data,
         Some(&objective),
         &["run", &s, "--device", "cpu"],
-    )
-    .output()
-    .unwrap();
+    );
     let o = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{o}");
     assert_eq!(search_outcome(&db), expected_outcome(ASHA_PRUNED), "{o}");
     let after = decisions(&db);
     // The decisions taken before the kill are kept as they were, none is taken twice.
@@ -394,16 +378,12 @@ fn a_real_micro_sweep_saves_steps_with_asha() {
     std::fs::write(&sweep, file).unwrap();
     let db = dir.path().join("r.db");
     // No hook: the runs' own STS-B dev scores decide.
-    let out = simsweep(
+    ok(
         &db,
         &data,
         None,
         &["run", &sweep.display().to_string(), "--device", "cpu"],
-    )
-    .output()
-    .unwrap();
-    let o = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{o}");
+    );
     let outcome = search_outcome(&db);
     let pruned: Vec<&(i64, String, i64)> = outcome.iter().filter(|r| r.1 == "pruned").collect();
     assert!(!pruned.is_empty(), "{outcome:?}");
@@ -443,7 +423,7 @@ fn the_seeds_of_a_pruned_setting_stop_or_never_start() {
     )
     .unwrap();
     let db = dir.path().join("r.db");
-    let out = simsweep(
+    let out = ok(
         &db,
         &data,
         Some(&objective),
@@ -455,11 +435,8 @@ fn the_seeds_of_a_pruned_setting_stop_or_never_start() {
             "--jobs-per-device",
             "2",
         ],
-    )
-    .output()
-    .unwrap();
+    );
     let o = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{o}");
     let c = Connection::open(&db).unwrap();
     let runs: Vec<(i64, String, Option<i64>, Option<String>)> = c
         .prepare("SELECT json_extract(config_json, '$.\"train.warmup_steps\"'), status, step, error FROM runs ORDER BY ordinal")

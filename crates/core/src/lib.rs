@@ -44,3 +44,26 @@ pub fn check_args_only() -> bool {
 /// The file in a `last-<step>` checkpoint folder that holds the trainer's state (optimizer,
 /// scheduler, data order, generators): a checkpoint without it cannot be resumed.
 pub const TRAINER_STATE: &str = "trainer_state.json";
+
+/// The folder a run's best checkpoint ends in: `<run dir>/best`.
+pub const BEST_DIR: &str = "best";
+
+/// The prefix of a run's resumable checkpoint folders, `last-<step>`.
+pub const LAST_PREFIX: &str = "last-";
+
+/// Make `from` (a `best-<step>/` folder) the run's final best checkpoint, `<run_dir>/best`,
+/// replacing an older one. Returns the new path. The engine does this when a run ends; the front
+/// for a run pruned before it could resume.
+pub fn promote_best(
+    run_dir: &std::path::Path,
+    from: &std::path::Path,
+) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context;
+    let to = run_dir.join(BEST_DIR);
+    if to.exists() {
+        std::fs::remove_dir_all(&to).with_context(|| format!("removing {}", to.display()))?;
+    }
+    std::fs::rename(from, &to)
+        .with_context(|| format!("renaming {} to {}", from.display(), to.display()))?;
+    Ok(to)
+}

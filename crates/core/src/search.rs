@@ -55,6 +55,16 @@ pub struct Decision {
     pub message: String,
 }
 
+impl Decision {
+    /// Why a run of the setting this decision pruned stops (or never starts).
+    pub fn pruned_setting(&self) -> String {
+        format!(
+            "its setting was pruned by decision {} on run {}: {}",
+            self.id, self.run_id, self.message
+        )
+    }
+}
+
 /// What a report led to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {

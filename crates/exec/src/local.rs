@@ -397,13 +397,7 @@ fn slot_loop(sh: &Shared<'_>, slot: usize, device: Device) -> Result<()> {
             let (_, b) = board.as_ref()?;
             let setting = simsweep_core::spec::search::setting_id(sweep_name, config);
             match b.pruned(sweep_name, &setting) {
-                Ok(d) => d.map(|d| {
-                    let why = format!(
-                        "its setting was pruned by decision {} on run {}: {}",
-                        d.id, d.run_id, d.message
-                    );
-                    (why, (d.run_id == run_id).then_some(d.step))
-                }),
+                Ok(d) => d.map(|d| (d.pruned_setting(), (d.run_id == run_id).then_some(d.step))),
                 Err(e) => {
                     board_error = Some(e);
                     None
@@ -564,14 +558,8 @@ fn settle_pruned_files(store: &Store, run_pk: i64, out_dir: &Path) -> Result<()>
         )
         .optional()?;
     if let Some(from) = best.map(PathBuf::from) {
-        let to = out_dir.join("best");
-        if from != to && from.is_dir() {
-            if to.exists() {
-                std::fs::remove_dir_all(&to)
-                    .with_context(|| format!("removing {}", to.display()))?;
-            }
-            std::fs::rename(&from, &to)
-                .with_context(|| format!("renaming {} to {}", from.display(), to.display()))?;
+        if from != out_dir.join(simsweep_core::BEST_DIR) && from.is_dir() {
+            let to = simsweep_core::promote_best(out_dir, &from)?;
             store.conn.execute(
                 "UPDATE checkpoints SET path = ?2 WHERE run_pk = ?1 AND kind = 'best'",
                 rusqlite::params![run_pk, to.display().to_string()],
@@ -580,7 +568,11 @@ fn settle_pruned_files(store: &Store, run_pk: i64, out_dir: &Path) -> Result<()>
     }
     if let Ok(entries) = std::fs::read_dir(out_dir) {
         for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with("last-") && e.path().is_dir() {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with(simsweep_core::LAST_PREFIX)
+                && e.path().is_dir()
+            {
                 std::fs::remove_dir_all(e.path())
                     .with_context(|| format!("removing {}", e.path().display()))?;
             }
@@ -859,10 +851,7 @@ impl Judge<'_> {
             let why = if d.run_id == rec.run_id && matches!(verdict, Verdict::Decided(_)) {
                 format!("decision {}: {}", d.id, d.message)
             } else {
-                format!(
-                    "its setting was pruned by decision {} on run {}: {}",
-                    d.id, d.run_id, d.message
-                )
+                d.pruned_setting()
             };
             self.stop(rec, pid, why, false);
         }
@@ -890,11 +879,7 @@ impl Judge<'_> {
         }
         self.polled = Instant::now();
         if let Some(d) = self.board.pruned(&rec.sh.sweep.name, self.setting)? {
-            let why = format!(
-                "its setting was pruned by decision {} on run {}: {}",
-                d.id, d.run_id, d.message
-            );
-            self.stop(rec, pid, why, true);
+            self.stop(rec, pid, d.pruned_setting(), true);
         }
         Ok(())
     }

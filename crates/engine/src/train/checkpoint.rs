@@ -42,7 +42,7 @@ pub struct TrainerState {
 
 /// The checkpoint directory of a `last` checkpoint at `step`.
 pub fn last_dir(out_dir: &Path, step: i64) -> PathBuf {
-    out_dir.join(format!("last-{step:07}"))
+    out_dir.join(format!("{}{step:07}", simsweep_core::LAST_PREFIX))
 }
 
 /// The directory of the best model found at `step` (while the run trains).
@@ -167,14 +167,7 @@ impl Keeper {
             self.collect(out_dir);
             return Ok(None);
         };
-        let final_dir = out_dir.join("best");
-        if final_dir.exists() {
-            std::fs::remove_dir_all(&final_dir)
-                .with_context(|| format!("removing {}", final_dir.display()))?;
-        }
-        let from = best_dir(out_dir, b);
-        std::fs::rename(&from, &final_dir)
-            .with_context(|| format!("renaming {} to {}", from.display(), final_dir.display()))?;
+        let final_dir = simsweep_core::promote_best(out_dir, &best_dir(out_dir, b))?;
         self.best = None;
         self.collect(out_dir);
         Ok(Some(final_dir))
