@@ -904,3 +904,19 @@ fn a_database_that_cannot_be_created_names_the_cause() {
         assert_eq!(out.status.code(), Some(1));
     }
 }
+
+#[test]
+fn an_unknown_transfer_mode() {
+    plan_fails(
+        &doc("eval.mode = \"fast\"", GRID),
+        "error: TMP/s.toml:9:13: key `eval.mode`: unknown value \"fast\": expected one of \"test\", \"fasttest\" (did you mean \"test\"?)",
+    );
+}
+
+#[test]
+fn an_unknown_evaluation_task() {
+    plan_fails(
+        &doc("eval.tasks = [\"sts\", \"mrr\"]", GRID),
+        "error: TMP/s.toml:9:14: key `eval.tasks`: unknown value \"mrr\": expected only \"sts12\", \"sts13\", \"sts14\", \"sts15\", \"sts16\", \"stsb_dev\", \"stsb_test\", \"sickr_test\", \"mr\", \"cr\", \"subj\", \"mpqa\", \"sst2\", \"trec\", \"mrpc\", \"sts\", \"transfer\", \"full\"",
+    );
+}

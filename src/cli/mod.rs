@@ -494,6 +494,11 @@ pub enum BenchCommand {
     /// eager mode); runs in the engine: `simsweep bench train --help` lists its options.
     #[command(disable_help_flag = true)]
     Train(EngineArgs),
+    /// SentEval's transfer protocol (both modes) on saved embeddings against the Python reference
+    /// (scripts/parity_transfer.py) in one invocation: time, ratio and every score side by side;
+    /// runs in the engine: `simsweep bench eval --help` lists its options.
+    #[command(disable_help_flag = true)]
+    Eval(EngineArgs),
     /// Rows per second through the batched metric writer into an on-disk database.
     Writer {
         /// Metric rows to insert.
@@ -659,6 +664,7 @@ impl Command {
                 | Command::Probe(_)
                 | Command::Info(_)
                 | Command::Bench(BenchCommand::Train(_))
+                | Command::Bench(BenchCommand::Eval(_))
         )
     }
 }
@@ -760,6 +766,7 @@ pub fn main_with(cli: Cli) -> Result<i32> {
         }
         Command::Cache(CacheCommand::Clear) => cache::clear(&cli),
         Command::Bench(BenchCommand::Train(ref a)) => engine(&cli, &["bench", "train"], a),
+        Command::Bench(BenchCommand::Eval(ref a)) => engine(&cli, &["bench", "eval"], a),
         Command::Check { quick, repair } => read::check(&cli, quick, repair),
         Command::Status { ref sweep } => read::status(&cli, sweep.as_deref()),
         Command::Runs {

@@ -284,8 +284,16 @@ pub(super) fn runs(db: &Path, sweep: &str, select: &SelectArgs, format: Format) 
             query::savings(c, sw.sweep_id)?.map_or(String::new(), |s| format!("; {}", s.line()))
         )?;
     }
-    let headers = t.headers(sel.include_removed);
+    let mut headers = t.headers(sel.include_removed);
     let error_col = headers.len() - 1;
+    // JSON rows carry each run's reproducibility fingerprint.
+    let fingerprints = if format == Format::Json {
+        headers.push("fingerprint".into());
+        let pks: Vec<i64> = t.runs.iter().map(|r| r.run_pk).collect();
+        query::fingerprints(c, &pks).map_err(qerr)?
+    } else {
+        Vec::new()
+    };
     // In the table, each score column keeps one number of decimals (4 significant digits of its
     // largest value), so scores line up.
     let decimals: Vec<(usize, usize)> = t
@@ -301,6 +309,9 @@ pub(super) fn runs(db: &Path, sweep: &str, select: &SelectArgs, format: Format) 
     let mut w = RowWriter::new(out, format, headers, "-");
     for i in 0..t.runs.len() {
         let mut row = t.row(i, sel.include_removed);
+        if let Some(f) = fingerprints.get(i) {
+            row.push(f.clone().unwrap_or(serde_json::Value::Null));
+        }
         if format == Format::Table {
             if let serde_json::Value::String(e) = &row[error_col] {
                 row[error_col] = serde_json::Value::String(query::output::shorten(e, 60));

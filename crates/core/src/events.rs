@@ -10,6 +10,11 @@ use std::path::PathBuf;
 /// A probe value: (step, layer, metric, value).
 pub type LayerRow = (i64, i64, String, f64);
 
+/// The kind of the note that carries a run's reproducibility fingerprint (JSON: simsweep's version
+/// and commit, libtorch, CUDA, the device, threads, precision, the evaluation mode, the STS
+/// aggregation, the pooler and the evaluation max length).
+pub const FINGERPRINT: &str = "fingerprint";
+
 /// What a trainer reports about one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Event {

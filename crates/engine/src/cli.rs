@@ -46,7 +46,8 @@ pub enum EngineCommand {
     #[command(hide = true)]
     Worker,
     /// Evaluate a checkpoint on the STS tasks (SentEval protocol: Spearman × 100 of cosine
-    /// similarities; STS12–16 "all"; avg of the seven test sets).
+    /// similarities; STS12–16 "all"; avg of the seven test sets) and SentEval's transfer tasks
+    /// (logistic regression on frozen embeddings, SimCSE's test or fasttest mode).
     Eval {
         /// A Hugging Face model directory (a simsweep checkpoint, or any BERT/RoBERTa checkpoint).
         #[arg(long)]
@@ -57,9 +58,22 @@ pub enum EngineCommand {
         /// With --pooling cls: do not apply the MLP (SimCSE's unsupervised checkpoints).
         #[arg(long)]
         mlp_only_train: bool,
-        /// Tasks, comma-separated (default: all eight).
+        /// Tasks, comma-separated: `sts` (the eight STS tasks, the default), `transfer` (mr, cr,
+        /// subj, mpqa, sst2, trec, mrpc), `full` (both), or task names.
         #[arg(long, value_delimiter = ',')]
         tasks: Vec<String>,
+        /// The transfer tasks' protocol: `test` (10-fold, Adam, the numbers papers report) or
+        /// `fasttest` (5-fold, RMSprop).
+        #[arg(long, default_value = "test")]
+        mode: String,
+        /// SentEval's seed (folds, batches, validation splits, initial weights).
+        #[arg(long, default_value_t = crate::eval::transfer::DEFAULT_SEED)]
+        seed: u32,
+        /// Write each transfer task's embeddings and labels, in SentEval's order, as .npy files
+        /// into this folder (`<task>.<split>.x.npy`, `<task>.<split>.y.npy`), for checks against
+        /// another implementation of the classifier (scripts/parity_transfer.py).
+        #[arg(long)]
+        save_embeddings: Option<PathBuf>,
         /// Truncate sentences to this many tokens (default: the model's limit, as SentEval).
         #[arg(long)]
         max_len: Option<usize>,
@@ -69,7 +83,9 @@ pub enum EngineCommand {
         /// cpu, cuda, cuda:N (default: cuda:0 when available, else cpu).
         #[arg(long)]
         device: Option<String>,
-        /// Print {"model", "pooling", "scores": {task: score, ..., "avg"}}.
+        /// Print {"model", "pooling", "mode", "seed", "scores": {task: score, ..., "avg", "transfer_avg"},
+        /// "transfer": {task: {acc, devacc, f1, penalty, ndev, ntest}}, "seconds": {task: {embed,
+        /// classify}}, "fingerprint"}.
         #[arg(long)]
         json: bool,
     },
@@ -120,6 +136,27 @@ pub enum EngineCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum EngineBench {
+    /// SentEval's transfer protocol on saved embeddings (`eval --save-embeddings DIR`), in each
+    /// mode, against the Python reference (scripts/parity_transfer.py) on the same files in one
+    /// invocation: seconds, the ratio reference / simsweep, and both implementations' scores.
+    Eval {
+        /// The folder `eval --tasks transfer --save-embeddings` wrote.
+        #[arg(long)]
+        embeddings: PathBuf,
+        /// Modes to run, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "fasttest,test")]
+        modes: Vec<String>,
+        /// Tasks, comma-separated (default: the seven that have files in the folder).
+        #[arg(long, value_delimiter = ',')]
+        tasks: Vec<String>,
+        /// Python with numpy, scikit-learn and torch (scripts/pyref.sh makes one); `none` times
+        /// simsweep alone.
+        #[arg(long, env = "SIMSWEEP_PYREF", default_value = "python3")]
+        python: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Training throughput against a PyTorch reference (transformers BertModel + the SimCSE loss,
     /// eager mode) on the same geometry, batch, max_len, precision, threads and token ids, in one
     /// invocation: sentences/s, tokens/s, the ratio simsweep / reference, model FLOP utilisation.
@@ -180,6 +217,9 @@ pub fn main_with(cli: EngineCli) -> Result<i32> {
             ref pooling,
             mlp_only_train,
             ref tasks,
+            ref mode,
+            seed,
+            ref save_embeddings,
             max_len,
             batch_size,
             ref device,
@@ -189,6 +229,11 @@ pub fn main_with(cli: EngineCli) -> Result<i32> {
             pooling,
             mlp_only_train,
             tasks,
+            EvalProtocol {
+                mode,
+                seed,
+                save_embeddings: save_embeddings.as_deref(),
+            },
             max_len,
             batch_size,
             device.as_deref(),
@@ -280,6 +325,13 @@ pub fn main_with(cli: EngineCli) -> Result<i32> {
             }
             Ok(0)
         }
+        EngineCommand::Bench(EngineBench::Eval {
+            ref embeddings,
+            ref modes,
+            ref tasks,
+            ref python,
+            json,
+        }) => crate::eval::transfer::bench::run(embeddings, modes, tasks, python, json),
         EngineCommand::Bench(EngineBench::Train {
             ref geometry,
             batch,
@@ -339,29 +391,55 @@ pub fn main_with(cli: EngineCli) -> Result<i32> {
     }
 }
 
+/// `eval`'s transfer settings.
+struct EvalProtocol<'a> {
+    mode: &'a str,
+    seed: u32,
+    save_embeddings: Option<&'a std::path::Path>,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn eval(
     model_dir: &std::path::Path,
     pooling: &str,
     mlp_only_train: bool,
     tasks: &[String],
+    protocol: EvalProtocol<'_>,
     max_len: Option<usize>,
     batch_size: usize,
     device: Option<&str>,
     json: bool,
     data_dir: &std::path::Path,
 ) -> Result<i32> {
-    use crate::eval::{StsData, Task};
+    use crate::eval::{transfer, StsData};
     let device = device_arg(device)?;
     let pooling_kind: crate::model::Pooling = pooling.parse().map_err(BadInput)?;
-    let tasks: Vec<Task> = if tasks.is_empty() {
-        Task::ALL.to_vec()
+    let mode: transfer::Mode = protocol
+        .mode
+        .parse()
+        .map_err(|e| BadInput(format!("--mode: {e:#}")))?;
+    let (tasks, transfer_tasks) = if tasks.is_empty() {
+        (crate::eval::Task::ALL.to_vec(), Vec::new())
     } else {
-        Task::parse_list(tasks).map_err(|e| BadInput(format!("{e:#}")))?
+        crate::eval::parse_tasks(tasks).map_err(|e| BadInput(format!("--tasks: {e:#}")))?
     };
     if batch_size == 0 {
         return Err(BadInput("--batch-size must be at least 1".into()).into());
     }
+    // The data are read (and checked) before the model is loaded and anything computed.
+    let sts = StsData::load(data_dir, &tasks)?;
+    let downstream = if transfer_tasks.is_empty() {
+        None
+    } else {
+        Some(crate::eval::downstream_dir(data_dir)?)
+    };
+    let transfer_files: Vec<transfer::TaskFiles> = match &downstream {
+        Some(d) => transfer_tasks
+            .iter()
+            .map(|&t| transfer::read_task(d, t))
+            .collect::<Result<_>>()?,
+        None => Vec::new(),
+    };
     let model = crate::model::LoadedModel::load(
         model_dir,
         crate::model::Init::Pretrained { seed: 0 },
@@ -370,7 +448,6 @@ fn eval(
     )
     .with_context(|| format!("loading {}", model_dir.display()))?;
     let max_len = max_len.unwrap_or(model.max_tokens() as usize);
-    let sts = StsData::load(data_dir, &tasks)?;
     let pooler = crate::model::Pooler {
         pooling: pooling_kind,
         mlp_only_train,
@@ -384,29 +461,125 @@ fn eval(
     if let Some(avg) = scores.avg() {
         entries.push(("avg".into(), avg));
     }
+    let mut embed = |s: &[String]| -> Result<tch::Tensor> {
+        Ok(model.embed(s, &pooler, max_len, s.len().max(1))?)
+    };
+    let mut transfer_scores = Vec::new();
+    let mut seconds = serde_json::Map::new();
+    for f in &transfer_files {
+        let t0 = std::time::Instant::now();
+        let e = transfer::embed_task(f.task, f, batch_size, &mut embed)?;
+        let embedded = t0.elapsed().as_secs_f64();
+        if let Some(dir) = protocol.save_embeddings {
+            save_npy(dir, f, &e)?;
+        }
+        let t1 = std::time::Instant::now();
+        transfer_scores.push((f.task, transfer::score(f.task, &e, mode, protocol.seed)?));
+        seconds.insert(
+            f.task.name().into(),
+            serde_json::json!({"embed": embedded, "classify": t1.elapsed().as_secs_f64()}),
+        );
+    }
+    entries.extend(transfer::entries(&transfer_scores));
+    let fingerprint =
+        crate::runtime::Fingerprint::new(device, "fp32", mode.name(), pooler.describe(), max_len);
     if json {
         let map: serde_json::Map<String, serde_json::Value> = entries
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::json!(v)))
             .collect();
+        let detail: serde_json::Map<String, serde_json::Value> = transfer_scores
+            .iter()
+            .map(|(t, s)| (t.name().to_string(), serde_json::json!(s)))
+            .collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"model": model_dir, "pooling": pooling, "scores": map})
-            )?
+            serde_json::to_string_pretty(&serde_json::json!({
+                "model": model_dir,
+                "pooling": pooling,
+                "mode": mode.name(),
+                "seed": protocol.seed,
+                "scores": map,
+                "transfer": detail,
+                "seconds": seconds,
+                "fingerprint": fingerprint,
+            }))?
         );
     } else {
         let rows: Vec<Vec<String>> = entries
             .iter()
-            .map(|(k, v)| vec![k.clone(), format!("{v:.2}")])
+            .map(|(k, v)| {
+                let unit = if crate::eval::parse_tasks(&[k.as_str()])
+                    .is_ok_and(|(s, _)| !s.is_empty())
+                    || k == "avg"
+                {
+                    "spearman×100"
+                } else {
+                    "accuracy×100"
+                };
+                let unit = if k == "mrpc_f1" { "F1×100" } else { unit };
+                vec![k.clone(), format!("{v:.2}"), unit.to_string()]
+            })
             .collect();
-        println!("{} ({pooling})", model_dir.display());
+        let how = if transfer_scores.is_empty() {
+            String::new()
+        } else {
+            format!(", transfer tasks in {} mode", mode.name())
+        };
+        println!("{} ({pooling}{how})", model_dir.display());
         print!(
             "{}",
-            crate::table::render(&["task".to_string(), "spearman×100".to_string()], &rows)
+            crate::table::render(
+                &["task".to_string(), "score".to_string(), "unit".to_string()],
+                &rows
+            )
         );
     }
     Ok(0)
+}
+
+/// Write one task's embedded splits as `.npy` (float32 rows, int64 labels).
+fn save_npy(
+    dir: &std::path::Path,
+    files: &crate::eval::transfer::TaskFiles,
+    e: &crate::eval::transfer::Embedded,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let npy = |descr: &str, shape: &[usize], body: &[u8]| -> Vec<u8> {
+        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+        let shape = if dims.len() == 1 {
+            format!("({},)", dims[0])
+        } else {
+            format!("({})", dims.join(", "))
+        };
+        let mut header =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(body);
+        out
+    };
+    for (split, (x, y)) in files.splits.iter().zip(&e.splits) {
+        let xb: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let yb: Vec<u8> = y.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect();
+        // Labels first: a task's `.x.npy` exists only once its labels do (bench eval looks for it).
+        for (suffix, bytes) in [
+            ("y.npy", npy("<i8", &[y.len()], &yb)),
+            ("x.npy", npy("<f4", &[y.len(), e.dim], &xb)),
+        ] {
+            let p = dir.join(format!("{}.{}.{suffix}", files.task.name(), split.name));
+            let tmp = p.with_extension("npy.partial");
+            std::fs::write(&tmp, &bytes)
+                .and_then(|()| std::fs::rename(&tmp, &p))
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -449,3 +449,82 @@ mod tests {
         assert_eq!(super::minimum_driver("9.2"), None);
     }
 }
+
+/// What a result depends on beyond its configuration: recorded by every run (an event of kind
+/// `fingerprint`), shown by `eval --json`, `runs --format json` and the report, which warns when
+/// runs compared side by side differ in it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Fingerprint {
+    /// simsweep's version and commit (`0.1.0+<sha>`).
+    pub simsweep: String,
+    /// The linked PyTorch (`2.11.0+cu130`).
+    pub libtorch: String,
+    /// The CUDA version PyTorch was built for (empty for a CPU-only build).
+    pub cuda: String,
+    /// The device computed on: the GPU's name and driver, or the CPU's model.
+    pub device: String,
+    /// libtorch's intra-op threads.
+    pub threads: i32,
+    /// Training precision as computed (`fp32` on the CPU whatever `train.precision` says).
+    pub precision: String,
+    /// Whether fp32 products on CUDA may use TF32.
+    pub tf32: bool,
+    /// The transfer tasks' evaluation mode (`test`, `fasttest`).
+    pub eval_mode: String,
+    /// How STS12–16 are aggregated (SimCSE's `all`: one Spearman over the year's pairs).
+    pub sts_aggregation: String,
+    /// The sentence pooler of evaluations (`cls`, `cls_before_pooler`, …; `+mlp` when the MLP applies).
+    pub pooler: String,
+    /// Evaluation max length in tokens.
+    pub max_len: usize,
+}
+
+/// The CPU's model name (`/proc/cpuinfo`), or `unknown`.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|r| r.trim_start_matches([' ', '\t', ':']).trim().to_string())
+            })
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+impl Fingerprint {
+    /// This process's fingerprint on `device`.
+    pub fn new(
+        device: tch::Device,
+        precision: &str,
+        eval_mode: &str,
+        pooler: String,
+        max_len: usize,
+    ) -> Fingerprint {
+        let device_desc = match device {
+            tch::Device::Cuda(i) => {
+                let smi = nvidia_smi();
+                let name = smi
+                    .as_ref()
+                    .and_then(|s| s.gpus.get(i).cloned())
+                    .unwrap_or_else(|| format!("cuda:{i}"));
+                let driver = smi.map_or("unknown".into(), |s| s.driver);
+                format!("{name}, driver {driver}")
+            }
+            _ => cpu_model(),
+        };
+        Fingerprint {
+            simsweep: crate::code_version(),
+            libtorch: env!("SIMSWEEP_TORCH_BUILD").to_string(),
+            cuda: env!("SIMSWEEP_TORCH_CUDA").to_string(),
+            device: device_desc,
+            threads: tch::get_num_threads(),
+            precision: precision.to_string(),
+            tf32: tf32(),
+            eval_mode: eval_mode.to_string(),
+            sts_aggregation: "all".into(),
+            pooler,
+            max_len,
+        }
+    }
+}

@@ -189,6 +189,7 @@ body { font-family: -apple-system, "Segoe UI", "DejaVu Sans", Helvetica, Arial, 
 h1 { font-size: 24px; margin-bottom: 4px; } h2 { font-size: 19px; margin-top: 36px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
 h3 { font-size: 15px; margin: 22px 0 6px; }
 .meta { color: #555; font-size: 13px; }
+.warn { background: #fff4e5; border-left: 4px solid #e8890c; padding: 6px 12px; margin: 10px 0; font-size: 13px; }
 table { border-collapse: collapse; font-size: 13px; margin: 6px 0 14px; }
 th, td { padding: 3px 10px; border-bottom: 1px solid #e4e4e4; text-align: left; white-space: nowrap; }
 th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -288,6 +289,8 @@ pub fn html(conn: &Connection, sweep: &SweepData, db: &std::path::Path) -> Resul
             esc(&sv.line())
         );
     }
+
+    fingerprint_section(&mut o, conn, sweep)?;
 
     // Best per key.
     let _ = writeln!(o, "<h2 id=\"best\">Best per key</h2>");
@@ -640,4 +643,61 @@ fn seed_statistics(o: &mut String, conn: &Connection, sweep: &SweepData) {
             );
         }
     }
+}
+
+/// One line when every run shares its reproducibility fingerprint; a warning with the runs side
+/// by side, by fingerprint, when they differ (another simsweep commit, libtorch, device, thread
+/// count, precision, evaluation mode, pooler or max length).
+fn fingerprint_section(o: &mut String, conn: &Connection, sweep: &SweepData) -> Result<()> {
+    let pks: Vec<i64> = sweep.runs.iter().map(|r| r.pk).collect();
+    let fps = simsweep_core::query::fingerprints(conn, &pks)?;
+    let (keys, groups) = simsweep_core::query::fingerprint_groups(&fps);
+    let text = |v: Option<&serde_json::Value>| match v {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => "—".into(),
+    };
+    match groups.len() {
+        0 => {}
+        1 => {
+            let (f, runs) = &groups[0];
+            let parts: Vec<String> = f
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k} {}", text(Some(v))))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "<p class=\"meta\" id=\"fingerprint\">{} of {} runs share one fingerprint: {}</p>",
+                runs.len(),
+                sweep.runs.len(),
+                esc(&parts.join(" · "))
+            );
+        }
+        n => {
+            let _ = writeln!(
+                o,
+                "<div class=\"warn\" id=\"fingerprint\"><p><b>These runs were computed under {n} different fingerprints</b>: scores compared across them may differ for reasons the sweep file does not show ({}).</p>\n<table>\n<tr>{}<th>runs</th></tr>",
+                esc(&keys.join(", ")),
+                keys.iter().map(|k| format!("<th>{}</th>", esc(k))).collect::<String>()
+            );
+            for (f, runs) in &groups {
+                let ids: Vec<&str> = runs.iter().map(|&i| sweep.runs[i].id.as_str()).collect();
+                let _ = writeln!(
+                    o,
+                    "<tr>{}<td>{} ({})</td></tr>",
+                    keys.iter()
+                        .map(|k| format!("<td>{}</td>", esc(&text(f.get(k.as_str())))))
+                        .collect::<String>(),
+                    ids.len(),
+                    esc(&ids.join(", "))
+                );
+            }
+            let _ = writeln!(o, "</table></div>");
+        }
+    }
+    Ok(())
 }

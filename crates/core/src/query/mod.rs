@@ -893,7 +893,67 @@ pub const HEADLINES: &[Headline] = &[
         mode: Mode::Final,
         with_step: false,
     },
+    Headline {
+        column: "transfer_avg",
+        metric: "transfer_avg",
+        mode: Mode::Final,
+        with_step: false,
+    },
 ];
+
+/// Each run's reproducibility fingerprint (its latest `fingerprint` event), in `run_pks` order;
+/// `None` for a run that recorded none (not started, or recorded before fingerprints existed).
+pub fn fingerprints(conn: &Connection, run_pks: &[i64]) -> Result<Vec<Option<Value>>> {
+    let mut st = conn.prepare_cached(
+        "SELECT message FROM events WHERE run_pk = ?1 AND kind = ?2 ORDER BY event_id DESC LIMIT 1",
+    )?;
+    run_pks
+        .iter()
+        .map(|&pk| {
+            let m: Option<String> = st
+                .query_row(rusqlite::params![pk, crate::events::FINGERPRINT], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            Ok(m.and_then(|m| serde_json::from_str(&m).ok()))
+        })
+        .collect()
+}
+
+/// Runs grouped by fingerprint: the keys whose values differ between groups, and each distinct
+/// fingerprint with the indices (into `fps`) of the runs that have it. Runs without one are left
+/// out.
+pub fn fingerprint_groups(fps: &[Option<Value>]) -> (Vec<String>, Vec<(Value, Vec<usize>)>) {
+    let mut groups: Vec<(Value, Vec<usize>)> = Vec::new();
+    for (i, f) in fps.iter().enumerate() {
+        let Some(f) = f else { continue };
+        match groups.iter_mut().find(|(g, _)| g == f) {
+            Some((_, v)) => v.push(i),
+            None => groups.push((f.clone(), vec![i])),
+        }
+    }
+    let mut keys: Vec<String> = Vec::new();
+    if let Some((Value::Object(first), _)) = groups.first() {
+        let mut all: Vec<&String> = first.keys().collect();
+        for (g, _) in &groups[1..] {
+            if let Value::Object(m) = g {
+                all.extend(m.keys());
+            }
+        }
+        all.sort();
+        all.dedup();
+        keys = all
+            .into_iter()
+            .filter(|k| {
+                groups
+                    .iter()
+                    .any(|(g, _)| g.get(k.as_str()) != first.get(k.as_str()))
+            })
+            .cloned()
+            .collect();
+    }
+    (keys, groups)
+}
 
 /// Runs with their headline scores.
 #[derive(Debug, Clone)]

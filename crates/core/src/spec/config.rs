@@ -94,6 +94,19 @@ pub struct EvalConfig {
     pub every: i64,
     pub tasks: Vec<String>,
     pub batch_size: i64,
+    /// The transfer tasks' protocol (absent from configs stored before it existed).
+    #[serde(default = "default_eval_mode")]
+    pub mode: String,
+    #[serde(default = "default_eval_seed")]
+    pub seed: i64,
+}
+
+fn default_eval_mode() -> String {
+    "test".into()
+}
+
+fn default_eval_seed() -> i64 {
+    1111
 }
 
 impl RunConfig {

@@ -89,6 +89,16 @@ pub const EVAL_TASKS: &[&str] = &[
     "stsb_dev",
     "stsb_test",
     "sickr_test",
+    "mr",
+    "cr",
+    "subj",
+    "mpqa",
+    "sst2",
+    "trec",
+    "mrpc",
+    "sts",
+    "transfer",
+    "full",
 ];
 
 const INF: f64 = f64::INFINITY;
@@ -185,8 +195,10 @@ pub static KEYS: &[KeySpec] = &[
     key("probe.layers", Kind::Layers, Some("\"last\""), "Layers to probe: \"last\", \"all\", or a list of indices (0 = embedding output)."),
     // ---- eval
     key("eval.every", int(0, BIG), Some("125"), "STS-B dev Spearman every N steps and at the end (0 = only at the end); the best checkpoint by it is kept."),
-    key("eval.tasks", Kind::ChoiceList(EVAL_TASKS), Some("[\"sts12\",\"sts13\",\"sts14\",\"sts15\",\"sts16\",\"stsb_test\",\"sickr_test\"]"), "Tasks evaluated on the best checkpoint after training ([] = none)."),
+    key("eval.tasks", Kind::ChoiceList(EVAL_TASKS), Some("[\"sts12\",\"sts13\",\"sts14\",\"sts15\",\"sts16\",\"stsb_test\",\"sickr_test\"]"), "Tasks evaluated on the best checkpoint after training ([] = none): STS tasks, SentEval's transfer tasks (mr, cr, subj, mpqa, sst2, trec, mrpc; protocol eval.mode), or the groups `sts` (the eight STS tasks), `transfer` and `full` (both)."),
     key("eval.batch_size", int(1, 1 << 20), Some("128"), "Sentences per evaluation forward pass."),
+    key("eval.mode", Kind::Choice(&["test", "fasttest"]), Some("\"test\""), "Protocol of the transfer tasks in eval.tasks, as SimCSE names them: `test` (10-fold, Adam, batch 64, tenacity 5, epoch size 4: the numbers papers report) or `fasttest` (5-fold, RMSprop, batch 128, tenacity 3, epoch size 2)."),
+    key("eval.seed", int(0, u32::MAX as i64), Some("1111"), "SentEval's seed for the transfer tasks: folds, batch order, validation splits and the classifier's initial weights."),
 ];
 
 /// The settings of the `[sweep]` table (not run settings).

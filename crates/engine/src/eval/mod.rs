@@ -25,6 +25,7 @@ mod read;
 mod stats;
 #[cfg(test)]
 mod tests;
+pub mod transfer;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -160,6 +161,42 @@ impl Task {
     pub fn parse_list<S: AsRef<str>>(names: &[S]) -> Result<Vec<Task>> {
         names.iter().map(|n| n.as_ref().parse()).collect()
     }
+}
+
+/// Task names as `eval --tasks` and `eval.tasks` take them: `sts` (the eight STS tasks),
+/// `transfer` (the seven transfer tasks), `full` (both) and single names; each task once, in
+/// reporting order.
+pub fn parse_tasks<S: AsRef<str>>(names: &[S]) -> Result<(Vec<Task>, Vec<transfer::TransferTask>)> {
+    let mut sts = Vec::new();
+    let mut tr = Vec::new();
+    for n in names {
+        let n = n.as_ref().trim();
+        match n {
+            "sts" => sts.extend(Task::ALL),
+            "transfer" => tr.extend(transfer::TransferTask::ALL),
+            "full" => {
+                sts.extend(Task::ALL);
+                tr.extend(transfer::TransferTask::ALL);
+            }
+            _ => {
+                if let Ok(t) = n.parse::<Task>() {
+                    sts.push(t);
+                } else if let Ok(t) = n.parse::<transfer::TransferTask>() {
+                    tr.push(t);
+                } else {
+                    let mut known: Vec<&str> = vec!["sts", "transfer", "full"];
+                    known.extend(Task::ALL.iter().map(|t| t.name()));
+                    known.extend(transfer::TransferTask::ALL.iter().map(|t| t.name()));
+                    bail!("unknown task {n:?} (known: {})", known.join(", "));
+                }
+            }
+        }
+    }
+    sts.sort();
+    sts.dedup();
+    tr.sort();
+    tr.dedup();
+    Ok((sts, tr))
 }
 
 impl fmt::Display for Task {

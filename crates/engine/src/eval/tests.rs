@@ -3,7 +3,7 @@ use serde_json::Value;
 use std::fs;
 
 /// The data directory (env `SIMSWEEP_DATA_DIR`, set by `scripts/test`), or `None` with a skip notice.
-fn data_root(test: &str) -> Option<PathBuf> {
+pub(crate) fn data_root(test: &str) -> Option<PathBuf> {
     match std::env::var_os("SIMSWEEP_DATA_DIR") {
         Some(d) if downstream_dir(Path::new(&d)).is_ok() => Some(PathBuf::from(d)),
         Some(d) => {
@@ -44,8 +44,21 @@ fn fixture_path() -> PathBuf {
 
 #[test]
 fn task_names_round_trip_and_match_the_config_schema() {
-    let names: Vec<&str> = Task::ALL.iter().map(|t| t.name()).collect();
+    let mut names: Vec<&str> = Task::ALL.iter().map(|t| t.name()).collect();
+    names.extend(transfer::TransferTask::ALL.iter().map(|t| t.name()));
+    names.extend(["sts", "transfer", "full"]);
     assert_eq!(names, crate::spec::schema::EVAL_TASKS);
+    // Every schema name parses as `eval --tasks` parses it.
+    for n in crate::spec::schema::EVAL_TASKS {
+        parse_tasks(&[n]).unwrap();
+    }
+    let (s, t) = parse_tasks(&["full", "mr", "sts12"]).unwrap();
+    assert_eq!((s.len(), t.len()), (8, 7));
+    let e = parse_tasks(&["mrr"]).unwrap_err().to_string();
+    assert!(
+        e.contains("\"mrr\"") && e.contains("transfer") && e.contains("mrpc"),
+        "{e}"
+    );
     for t in Task::ALL {
         assert_eq!(t.name().parse::<Task>().unwrap(), t);
         assert_eq!(t.to_string(), t.name());

@@ -148,6 +148,15 @@ impl Pooler {
         })
     }
 
+    /// The pooler as evaluations apply it: `cls+mlp`, `cls` (mlp_only_train), `avg`, ….
+    pub fn describe(&self) -> String {
+        if self.uses_mlp(false) {
+            format!("{}+mlp", self.pooling)
+        } else {
+            self.pooling.to_string()
+        }
+    }
+
     /// Whether the MLP is applied: `cls` in training always (SimCSE `cl_forward`), at evaluation
     /// unless `mlp_only_train` (SimCSE `sentemb_forward`).
     pub fn uses_mlp(&self, train: bool) -> bool {

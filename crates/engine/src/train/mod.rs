@@ -109,9 +109,21 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
     // Evaluation data, read once.
     let dev_task = [Task::StsbDev];
     let mut sts = StsData::load(job.data_dir, &dev_task).context("loading STS-B dev")?;
-    let final_tasks: Vec<Task> = Task::parse_list(&cfg.eval.tasks)?;
+    let (final_tasks, transfer_tasks) = crate::eval::parse_tasks(&cfg.eval.tasks)?;
     sts.ensure(job.data_dir, &final_tasks)
         .context("loading the evaluation tasks")?;
+    let transfer_mode: crate::eval::transfer::Mode = cfg.eval.mode.parse()?;
+    // The transfer tasks' files are read (and checked) before training, not after it.
+    let transfer_files: Vec<crate::eval::transfer::TaskFiles> = if transfer_tasks.is_empty() {
+        Vec::new()
+    } else {
+        let down = crate::eval::downstream_dir(job.data_dir)?;
+        transfer_tasks
+            .iter()
+            .map(|&t| crate::eval::transfer::read_task(&down, t))
+            .collect::<Result<_>>()
+            .context("loading the transfer tasks")?
+    };
     let eval_len = model.max_tokens() as usize;
     let eval_bs = cfg.eval.batch_size as usize;
 
@@ -382,13 +394,16 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         return Ok(Outcome::Stopped { step });
     }
     // Final evaluation of the best checkpoint on the configured tasks.
-    if !final_tasks.is_empty() {
+    if !final_tasks.is_empty() || !transfer_files.is_empty() {
         let best_dir = best_path.ok_or_else(|| anyhow!("no checkpoint was evaluated"))?;
         let best_step = best.map_or(total, |(s, _)| s);
         let fin = FinalEval {
             pooler: &pooler,
             sts: &sts,
             tasks: &final_tasks,
+            transfer: &transfer_files,
+            mode: transfer_mode,
+            seed: cfg.eval.seed as u32,
             max_len: eval_len,
             batch_size: eval_bs,
         };
@@ -668,6 +683,26 @@ fn announce(
             message: tokens_note(&data.tokens, &data.source, data.seconds),
         },
     )?;
+    let precision = match autocast {
+        Some(_) => cfg.train.precision.clone(),
+        None => "fp32".into(),
+    };
+    let pooler = Pooler::from_config(&cfg.model)
+        .map_or_else(|_| cfg.model.pooling.clone(), |p| p.describe());
+    let fingerprint = crate::runtime::Fingerprint::new(
+        device,
+        &precision,
+        &cfg.eval.mode,
+        pooler,
+        model.max_tokens() as usize,
+    );
+    send(
+        &job.events,
+        Event::Note {
+            kind: simsweep_core::events::FINGERPRINT.into(),
+            message: serde_json::to_string(&fingerprint)?,
+        },
+    )?;
 
     Ok(())
 }
@@ -738,6 +773,9 @@ struct FinalEval<'a> {
     pooler: &'a Pooler,
     sts: &'a StsData,
     tasks: &'a [Task],
+    transfer: &'a [crate::eval::transfer::TaskFiles],
+    mode: crate::eval::transfer::Mode,
+    seed: u32,
     max_len: usize,
     batch_size: usize,
 }
@@ -777,6 +815,22 @@ impl FinalEval<'_> {
         if let Some(avg) = scores.avg() {
             rows.push((total, "avg".into(), avg));
         }
+        let mut embed = |s: &[String]| -> Result<Tensor> {
+            Ok(best_model.embed(s, self.pooler, self.max_len, s.len().max(1))?)
+        };
+        let mut transfer = Vec::new();
+        for f in self.transfer {
+            let e = crate::eval::transfer::embed_task(f.task, f, self.batch_size, &mut embed)?;
+            transfer.push((
+                f.task,
+                crate::eval::transfer::score(f.task, &e, self.mode, self.seed)?,
+            ));
+        }
+        rows.extend(
+            crate::eval::transfer::entries(&transfer)
+                .into_iter()
+                .map(|(n, v)| (total, n, v)),
+        );
         rows.push((total, "best_step".into(), best_step as f64));
         Ok(rows)
     }
