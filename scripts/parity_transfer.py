@@ -113,6 +113,18 @@ def fit(x, y, c, reg, cfg, seed, val=None, split=None):
     return kept, best
 
 
+def penalty_scan(x, y, folds, c, cfg, seed):
+    """Each penalty's mean validation accuracy over the folds, × 100 rounded as numpy rounds."""
+    scores = []
+    for reg in REGS:
+        s = []
+        for tr, te in folds.split(x, y):
+            (w, b), _ = fit(x[tr], y[tr], c, reg, cfg, seed, val=(x[te], y[te]))
+            s.append(accuracy(w, b, x[te], y[te]))
+        scores.append(round(100 * np.mean(s), 2))
+    return scores
+
+
 def inner_kfold(x, y, c, cfg, seed):
     k = cfg["kfold"]
     # SentEval's InnerKFoldClassifier draws its folds with a fixed 1111, whatever the seed.
@@ -121,13 +133,7 @@ def inner_kfold(x, y, c, cfg, seed):
     dev, test = [], []
     for tr, te in outer.split(x, y):
         xtr, ytr = x[tr], y[tr]
-        scores = []
-        for reg in REGS:
-            s = []
-            for itr, ite in inner.split(xtr, ytr):
-                (w, b), _ = fit(xtr[itr], ytr[itr], c, reg, cfg, seed, val=(xtr[ite], ytr[ite]))
-                s.append(accuracy(w, b, xtr[ite], ytr[ite]))
-            scores.append(round(100 * np.mean(s), 2))
+        scores = penalty_scan(xtr, ytr, inner, c, cfg, seed)
         best = int(np.argmax(scores))
         dev.append(scores[best])
         (w, b), _ = fit(xtr, ytr, c, REGS[best], cfg, seed, split=0.05)
@@ -137,13 +143,7 @@ def inner_kfold(x, y, c, cfg, seed):
 
 def kfold_then_test(xtr, ytr, xte, yte, c, cfg, seed, f1=False):
     skf = StratifiedKFold(n_splits=cfg["kfold"], shuffle=True, random_state=seed)
-    scores = []
-    for reg in REGS:
-        s = []
-        for tr, te in skf.split(xtr, ytr):
-            (w, b), _ = fit(xtr[tr], ytr[tr], c, reg, cfg, seed, val=(xtr[te], ytr[te]))
-            s.append(accuracy(w, b, xtr[te], ytr[te]))
-        scores.append(round(100 * np.mean(s), 2))
+    scores = penalty_scan(xtr, ytr, skf, c, cfg, seed)
     best = int(np.argmax(scores))
     (w, b), _ = fit(xtr, ytr, c, REGS[best], cfg, seed, split=0.05)
     pred = (xte @ w.T + b).argmax(axis=1)

@@ -41,13 +41,13 @@ pub fn normalize_sentence(s: &str) -> String {
 }
 
 /// Python's `str.strip()` with no argument.
-fn py_strip(s: &str) -> &str {
+pub(crate) fn py_strip(s: &str) -> &str {
     s.trim_matches(is_py_space)
 }
 
 /// Python's `str.splitlines()` (without keepends): the line boundaries are `\n`, `\r`, `\r\n`, `\x0b`,
 /// `\x0c`, `\x1c`, `\x1d`, `\x1e`, `\x85`, U+2028 and U+2029; a final boundary adds no empty line.
-fn py_splitlines(text: &str) -> Vec<&str> {
+pub(crate) fn py_splitlines(text: &str) -> Vec<&str> {
     let mut lines = Vec::new();
     let mut start = 0;
     let mut chars = text.char_indices().peekable();
@@ -85,7 +85,7 @@ fn py_splitlines(text: &str) -> Vec<&str> {
 
 /// The lines of a file read in Python's universal-newline text mode and iterated with `for line in f`:
 /// `\r\n` and `\r` count as `\n`; line terminators are removed; a final terminator adds no empty line.
-fn universal_lines(text: &str) -> Vec<&str> {
+pub(crate) fn universal_lines(text: &str) -> Vec<&str> {
     let mut lines = Vec::new();
     let mut start = 0;
     let bytes = text.as_bytes();

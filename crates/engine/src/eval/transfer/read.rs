@@ -29,19 +29,14 @@ pub struct TaskFiles {
     pub files: Vec<PathBuf>,
 }
 
-/// Python's `str.isspace` for the characters these files can hold.
-fn py_space(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
-}
+use crate::eval::read::{
+    is_py_space as py_space, py_splitlines as splitlines, py_strip as strip,
+    universal_lines as file_lines,
+};
 
 /// Python's `str.split()`.
 fn words(s: &str) -> Vec<&str> {
     s.split(py_space).filter(|w| !w.is_empty()).collect()
-}
-
-/// Python's `str.strip()`.
-fn strip(s: &str) -> &str {
-    s.trim_matches(py_space)
 }
 
 fn read_bytes(path: &Path, task: TransferTask) -> Result<Vec<u8>> {
@@ -60,66 +55,6 @@ fn latin1(bytes: &[u8]) -> String {
 
 fn utf8(bytes: &[u8], path: &Path) -> Result<String> {
     String::from_utf8(bytes.to_vec()).with_context(|| format!("{}: not UTF-8", path.display()))
-}
-
-/// Python's `str.splitlines()` (no trailing empty piece after a final line break).
-fn splitlines(s: &str) -> Vec<&str> {
-    let brk = |c: char| {
-        matches!(
-            c,
-            '\n' | '\r'
-                | '\u{b}'
-                | '\u{c}'
-                | '\u{1c}'
-                | '\u{1d}'
-                | '\u{1e}'
-                | '\u{85}'
-                | '\u{2028}'
-                | '\u{2029}'
-        )
-    };
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut it = s.char_indices().peekable();
-    while let Some((i, c)) = it.next() {
-        if brk(c) {
-            out.push(&s[start..i]);
-            let mut end = i + c.len_utf8();
-            if c == '\r' {
-                if let Some(&(j, '\n')) = it.peek() {
-                    it.next();
-                    end = j + 1;
-                }
-            }
-            start = end;
-        }
-    }
-    if start < s.len() {
-        out.push(&s[start..]);
-    }
-    out
-}
-
-/// Lines as Python's text-mode iteration gives them (universal newlines), without the break.
-fn file_lines(s: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\n' || b[i] == b'\r' {
-            out.push(&s[start..i]);
-            if b[i] == b'\r' && b.get(i + 1) == Some(&b'\n') {
-                i += 1;
-            }
-            start = i + 1;
-        }
-        i += 1;
-    }
-    if start < s.len() {
-        out.push(&s[start..]);
-    }
-    out
 }
 
 fn join(ws: &[&str]) -> String {
