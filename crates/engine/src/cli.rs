@@ -428,18 +428,7 @@ fn eval(
     }
     // The data are read (and checked) before the model is loaded and anything computed.
     let sts = StsData::load(data_dir, &tasks)?;
-    let downstream = if transfer_tasks.is_empty() {
-        None
-    } else {
-        Some(crate::eval::downstream_dir(data_dir)?)
-    };
-    let transfer_files: Vec<transfer::TaskFiles> = match &downstream {
-        Some(d) => transfer_tasks
-            .iter()
-            .map(|&t| transfer::read_task(d, t))
-            .collect::<Result<_>>()?,
-        None => Vec::new(),
-    };
+    let transfer_files = transfer::read_tasks(data_dir, &transfer_tasks)?;
     let model = crate::model::LoadedModel::load(
         model_dir,
         crate::model::Init::Pretrained { seed: 0 },
@@ -509,15 +498,8 @@ fn eval(
         let rows: Vec<Vec<String>> = entries
             .iter()
             .map(|(k, v)| {
-                let unit = if crate::eval::parse_tasks(&[k.as_str()])
-                    .is_ok_and(|(s, _)| !s.is_empty())
-                    || k == "avg"
-                {
-                    "spearman×100"
-                } else {
-                    "accuracy×100"
-                };
-                let unit = if k == "mrpc_f1" { "F1×100" } else { unit };
+                // The registry's unit: Spearman × 100, accuracy × 100, F1 × 100.
+                let unit = simsweep_core::metrics::lookup(k).map_or("", |m| m.unit);
                 vec![k.clone(), format!("{v:.2}"), unit.to_string()]
             })
             .collect();

@@ -114,16 +114,8 @@ pub fn train(job: Job<'_>) -> Result<Outcome> {
         .context("loading the evaluation tasks")?;
     let transfer_mode: crate::eval::transfer::Mode = cfg.eval.mode.parse()?;
     // The transfer tasks' files are read (and checked) before training, not after it.
-    let transfer_files: Vec<crate::eval::transfer::TaskFiles> = if transfer_tasks.is_empty() {
-        Vec::new()
-    } else {
-        let down = crate::eval::downstream_dir(job.data_dir)?;
-        transfer_tasks
-            .iter()
-            .map(|&t| crate::eval::transfer::read_task(&down, t))
-            .collect::<Result<_>>()
-            .context("loading the transfer tasks")?
-    };
+    let transfer_files = crate::eval::transfer::read_tasks(job.data_dir, &transfer_tasks)
+        .context("loading the transfer tasks")?;
     let eval_len = model.max_tokens() as usize;
     let eval_bs = cfg.eval.batch_size as usize;
 
@@ -818,14 +810,13 @@ impl FinalEval<'_> {
         let mut embed = |s: &[String]| -> Result<Tensor> {
             Ok(best_model.embed(s, self.pooler, self.max_len, s.len().max(1))?)
         };
-        let mut transfer = Vec::new();
-        for f in self.transfer {
-            let e = crate::eval::transfer::embed_task(f.task, f, self.batch_size, &mut embed)?;
-            transfer.push((
-                f.task,
-                crate::eval::transfer::score(f.task, &e, self.mode, self.seed)?,
-            ));
-        }
+        let transfer = crate::eval::transfer::evaluate(
+            self.transfer,
+            self.mode,
+            self.seed,
+            self.batch_size,
+            &mut embed,
+        )?;
         rows.extend(
             crate::eval::transfer::entries(&transfer)
                 .into_iter()

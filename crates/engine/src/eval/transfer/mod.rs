@@ -503,28 +503,31 @@ fn inner_kfold(
     })
 }
 
-/// Read, embed and score the given tasks in order; `progress` is told each task's name as it
-/// starts.
+/// Read (and check) the given tasks' files under the data root, before anything is computed;
+/// no tasks, nothing read (the SentEval folder need not exist).
+pub fn read_tasks(data_root: &Path, tasks: &[TransferTask]) -> Result<Vec<TaskFiles>> {
+    if tasks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let downstream = super::downstream_dir(data_root)?;
+    tasks.iter().map(|&t| read_task(&downstream, t)).collect()
+}
+
+/// Embed and score read tasks, in order.
 pub fn evaluate(
-    data_root: &Path,
-    tasks: &[TransferTask],
+    files: &[TaskFiles],
     mode: Mode,
     seed: u32,
     batch_size: usize,
     embed: &mut Embed<'_>,
 ) -> Result<Vec<(TransferTask, TransferScore)>> {
-    let downstream = super::downstream_dir(data_root)?;
-    // Every task's files are read (and checked) before the first is embedded.
-    let files: Vec<TaskFiles> = tasks
+    files
         .iter()
-        .map(|&t| read_task(&downstream, t))
-        .collect::<Result<_>>()?;
-    let mut out = Vec::new();
-    for (&t, f) in tasks.iter().zip(&files) {
-        let e = embed_task(t, f, batch_size, embed)?;
-        out.push((t, score(t, &e, mode, seed)?));
-    }
-    Ok(out)
+        .map(|f| {
+            let e = embed_task(f.task, f, batch_size, embed)?;
+            Ok((f.task, score(f.task, &e, mode, seed)?))
+        })
+        .collect()
 }
 
 /// `transfer_avg`: the mean of the seven test accuracies (MRPC's accuracy, not its F1), when
