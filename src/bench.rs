@@ -672,29 +672,8 @@ pub const PLOT_TARGET_S: f64 = 1.0;
 /// `out`: keep the database there (reused when it already holds the sweep).
 pub fn plot(out: Option<&Path>) -> Result<()> {
     use crate::plot::{self, charts, data, synthetic, Kind, Mode, Request};
-    let tmp;
-    let db = match out {
-        Some(p) => p.to_path_buf(),
-        None => {
-            tmp = TempDir::new()?;
-            tmp.0.join("bench-plot.db")
-        }
-    };
+    let (_tmp, db) = chart_bench_db(out, "bench-plot.db")?;
     let spec = synthetic::Synthetic::bench();
-    let exists = db.is_file()
-        && Store::open_readonly(&db)
-            .ok()
-            .and_then(|s| data::SweepData::load(&s.conn, &spec.name).ok())
-            .is_some_and(|d| d.runs.len() == 200);
-    if !exists {
-        let start = Instant::now();
-        synthetic::write(&db, &spec)?;
-        println!(
-            "chart benchmark: built {} in {:.1} s",
-            db.display(),
-            start.elapsed().as_secs_f64()
-        );
-    }
     let store = Store::open_readonly(&db)?;
     let rows: i64 = store
         .conn
@@ -795,6 +774,509 @@ pub fn plot(out: Option<&Path>) -> Result<()> {
         anyhow::bail!("the simsweep commands failed");
     }
     println!("  `simsweep plot … -o curves.png`, wall  {t_cmd:.3} s, of which process start-up (`simsweep --version`, the front alone) {t_start:.3} s");
+    Ok(())
+}
+
+/// The synthetic 12 M-row database of `bench plot` and `bench serve`: at `out` (reused when it
+/// already holds the sweep), else in a temporary folder (returned, to keep it alive).
+fn chart_bench_db(out: Option<&Path>, file: &str) -> Result<(Option<TempDir>, std::path::PathBuf)> {
+    use crate::plot::{data, synthetic};
+    let (tmp, db) = match out {
+        Some(p) => (None, p.to_path_buf()),
+        None => {
+            let t = TempDir::new()?;
+            let db = t.0.join(file);
+            (Some(t), db)
+        }
+    };
+    let spec = synthetic::Synthetic::bench();
+    let exists = db.is_file()
+        && Store::open_readonly(&db)
+            .ok()
+            .and_then(|s| data::SweepData::load(&s.conn, &spec.name).ok())
+            .is_some_and(|d| d.runs.len() == 200);
+    if !exists {
+        let start = Instant::now();
+        synthetic::write(&db, &spec)?;
+        println!(
+            "built {} in {:.1} s",
+            db.display(),
+            start.elapsed().as_secs_f64()
+        );
+    }
+    Ok((tmp, db))
+}
+
+/// One GET on loopback (HTTP/1.1, `Connection: close`): status and body.
+pub fn http_get(url: &str, path: &str) -> Result<(u16, Vec<u8>)> {
+    use std::io::{Read, Write as _};
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut s = std::net::TcpStream::connect(&addr)?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("no HTTP header in the answer to {path}"))?;
+    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no status in the answer to {path}"))?;
+    let mut body = buf[end + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    Ok((status, body))
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
+        let n = usize::from_str_radix(String::from_utf8_lossy(&b[..i]).trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        let start = i + 2;
+        out.extend_from_slice(&b[start..(start + n).min(b.len())]);
+        b = &b[(start + n + 2).min(b.len())..];
+    }
+    out
+}
+
+/// Targets of `bench serve` (issue: the sweep page's data under 1 s, one curve under 100 ms).
+const SERVE_PAGE_TARGET_S: f64 = 1.0;
+const SERVE_CURVE_TARGET_S: f64 = 0.1;
+
+/// Dashboard speed on the 12 M-row synthetic database: the requests the sweep page makes when it
+/// opens (runs, the sweep, six charts), cold and warm, and one run's curve, through the server on
+/// loopback; next to `simsweep runs --format json` as a whole process on the same database.
+pub fn serve(out: Option<&Path>, data_dir: &Path) -> Result<()> {
+    let (_tmp, db) = chart_bench_db(out, "bench-serve.db")?;
+    let bytes = std::fs::metadata(&db)?.len();
+    let server = crate::serve::Background::start(&db)?;
+    let sweep = crate::plot::synthetic::Synthetic::bench().name;
+    println!(
+        "dashboard benchmark: {} ({:.0} MiB, 200 runs × 30 metrics × 2,000 steps), server at {}",
+        db.display(),
+        bytes as f64 / 1048576.0,
+        server.url
+    );
+    let get = |path: &str| -> Result<(f64, usize)> {
+        let t = Instant::now();
+        let (status, body) = http_get(&server.url, path)?;
+        let secs = t.elapsed().as_secs_f64();
+        if status != 200 {
+            anyhow::bail!("{path}: HTTP {status}: {}", String::from_utf8_lossy(&body));
+        }
+        Ok((secs, body.len()))
+    };
+    let page: Vec<String> = {
+        let s = format!("/api/sweeps/{sweep}");
+        let mut v = vec![format!("{s}/runs"), s.clone()];
+        for kind in [
+            "curves",
+            "final",
+            "align-uniform",
+            "spectrum",
+            "gradients",
+            "parallel",
+        ] {
+            let metric = if matches!(kind, "curves" | "final" | "parallel") {
+                "&metric=stsb_dev"
+            } else {
+                ""
+            };
+            let mode = if matches!(kind, "final" | "parallel") {
+                "&mode=best"
+            } else {
+                ""
+            };
+            v.push(format!("{s}/figures/{kind}?{metric}{mode}"));
+        }
+        // The learning curves of a step metric (every step of 200 runs), as the metric menu gives.
+        v.push(format!("{s}/figures/curves?metric=loss"));
+        v
+    };
+    // (seconds in all, bytes, seconds per request)
+    type PageLoad = (f64, usize, Vec<(String, f64)>);
+    let load_page = || -> Result<PageLoad> {
+        let t = Instant::now();
+        let mut total = 0;
+        let mut each = Vec::new();
+        for p in &page {
+            let (secs, n) = get(p)?;
+            total += n;
+            each.push((p.clone(), secs));
+        }
+        Ok((t.elapsed().as_secs_f64(), total, each))
+    };
+    let (cold, size, each) = load_page()?;
+    let mut warm: Vec<f64> = (0..5)
+        .map(|_| load_page().map(|x| x.0))
+        .collect::<Result<_>>()?;
+    warm.sort_by(f64::total_cmp);
+    println!(
+        "  the sweep page's data ({} requests, {} KiB of JSON), one after another:",
+        page.len(),
+        size / 1024
+    );
+    for (p, secs) in &each {
+        println!("    {secs:.3} s  {p}");
+    }
+    let verdict = |s: f64, target: f64| if s < target { "within" } else { "OVER" };
+    println!(
+        "    first load {cold:.3} s; warm, median of 5: {:.3} s ({} the {SERVE_PAGE_TARGET_S} s target)",
+        warm[2],
+        verdict(warm[2].max(cold), SERVE_PAGE_TARGET_S)
+    );
+    let store = Store::open_readonly(&db)?;
+    let run_id: String = store.conn.query_row(
+        "SELECT run_id FROM runs ORDER BY ordinal LIMIT 1 OFFSET 117",
+        [],
+        |r| r.get(0),
+    )?;
+    for (label, q) in [
+        ("2,000 points, every one", "?max_points=0"),
+        ("thinned to 500 points", "?max_points=500"),
+    ] {
+        let path = format!("/api/runs/{run_id}/metrics/loss{q}");
+        let mut t: Vec<f64> = (0..21)
+            .map(|_| get(&path).map(|x| x.0))
+            .collect::<Result<_>>()?;
+        t.sort_by(f64::total_cmp);
+        println!(
+            "  one curve ({label}): median of 21 {:.4} s, slowest {:.4} s ({} the {SERVE_CURVE_TARGET_S} s target)",
+            t[10],
+            t[20],
+            verdict(t[20], SERVE_CURVE_TARGET_S)
+        );
+    }
+    // The CLI on the same database, as a whole process: the reference of this invocation.
+    let exe = std::env::current_exe()?;
+    let mut cli: Vec<f64> = (0..5)
+        .map(|_| -> Result<f64> {
+            let t = Instant::now();
+            let st = std::process::Command::new(&exe)
+                .arg("--db")
+                .arg(&db)
+                .args(["runs", &sweep, "--format", "json"])
+                .stdout(std::process::Stdio::null())
+                .status()?;
+            if !st.success() {
+                anyhow::bail!("simsweep runs failed");
+            }
+            Ok(t.elapsed().as_secs_f64())
+        })
+        .collect::<Result<_>>()?;
+    cli.sort_by(f64::total_cmp);
+    let runs_req: Vec<f64> = (0..5)
+        .map(|_| get(&page[0]).map(|x| x.0))
+        .collect::<Result<_>>()?;
+    let mut runs_req = runs_req;
+    runs_req.sort_by(f64::total_cmp);
+    println!(
+        "  the run table: GET …/runs median {:.4} s against `simsweep runs --format json` (whole process) median {:.4} s: {:.1}×",
+        runs_req[2],
+        cli[2],
+        cli[2] / runs_req[2].max(1e-9)
+    );
+    drop(server);
+    serve_under_load()?;
+    serve_training(data_dir)?;
+    Ok(())
+}
+
+/// Load clients of the dashboard: 8 threads, each asking every 100 ms for one of `paths` in turn,
+/// until `stop`; each returns its request count and the answers that were neither 200 nor an
+/// expected "not recorded yet" (404/400), lock errors among them.
+fn load_clients(
+    url: &str,
+    paths: Vec<String>,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<std::thread::JoinHandle<(usize, Vec<String>)>> {
+    (0..8)
+        .map(|i| {
+            let (url, stop, paths) = (url.to_string(), stop.clone(), paths.clone());
+            std::thread::spawn(move || {
+                let (mut n, mut bad) = (0usize, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let p = &paths[(n + i) % paths.len()];
+                    match http_get(&url, p) {
+                        Ok((200 | 404 | 400, b))
+                            if !String::from_utf8_lossy(&b)
+                                .to_lowercase()
+                                .contains("locked") => {}
+                        Ok((st, b)) => {
+                            bad.push(format!("{p}: {st} {}", String::from_utf8_lossy(&b)))
+                        }
+                        Err(e) => bad.push(format!("{p}: {e}")),
+                    }
+                    n += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                (n, bad)
+            })
+        })
+        .collect()
+}
+
+fn join_clients(
+    clients: Vec<std::thread::JoinHandle<(usize, Vec<String>)>>,
+) -> Result<(usize, Vec<String>)> {
+    let (mut requests, mut bad) = (0, Vec::new());
+    for c in clients {
+        let (n, b) = c
+            .join()
+            .map_err(|_| anyhow::anyhow!("a load client panicked"))?;
+        requests += n;
+        bad.extend(b);
+    }
+    Ok((requests, bad))
+}
+
+/// A real training sweep (`simsweep run`, 4 runs of a 2×128 BERT from random init, 300 steps of
+/// batch 32, step metrics every step, STS-B dev and probes every 100) into a database the
+/// dashboard serves to the load of [`load_clients`], against the same sweep unserved, alternating
+/// (a fresh database each pass); steps/s of each, with libtorch on 1 thread (a core left for the
+/// server) and on 2 (the server competes for the cores). Needs the shared data; skipped without.
+fn serve_training(data_dir: &Path) -> Result<()> {
+    if !data_dir.join("wiki1m_for_simcse.head.txt").is_file() {
+        println!(
+            "  a training sweep under dashboard load: skipped, no training data in {} (--data-dir)",
+            data_dir.display()
+        );
+        return Ok(());
+    }
+    let tmp = TempDir::new()?;
+    simsweep_core::hf::geometry::write_model_dir(&tmp.0.join("model"), "tiny")?;
+    let file = tmp.0.join("train.toml");
+    std::fs::write(
+        &file,
+        "[sweep]\nname = \"served\"\nseeds = [1, 2]\n[base]\nmodel.path = \"model\"\nmodel.init = \"random\"\nmodel.pooling = \"avg\"\ndata.train = [\"wiki1m_for_simcse.head.txt\"]\ndata.max_examples = 20000\ntrain.batch_size = 32\ntrain.max_len = 32\ntrain.steps = 300\ntrain.checkpoint_every = 0\neval.every = 100\neval.tasks = []\nprobe.every = 100\nprobe.size = 200\n[grid]\n\"train.temperature\" = [0.05, 0.5]\n",
+    )?;
+    let exe = std::env::current_exe()?;
+    let mut pass_no = 0;
+    let mut pass = |threads: usize, served: bool| -> Result<(f64, usize, Vec<String>)> {
+        pass_no += 1;
+        let db = tmp.0.join(format!("pass{pass_no}.db"));
+        let front = |args: &[&str]| {
+            let mut c = std::process::Command::new(&exe);
+            c.arg("--db")
+                .arg(&db)
+                .arg("--data-dir")
+                .arg(data_dir)
+                .args(args)
+                .env("SIMSWEEP_THREADS", threads.to_string())
+                .env_remove("SIMSWEEP_DB")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped());
+            c
+        };
+        let out = front(&["plan", &file.display().to_string()]).output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "plan failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let server = if served {
+            Some(crate::serve::Background::start(&db)?)
+        } else {
+            None
+        };
+        let clients = match &server {
+            Some(s) => {
+                let ids: Vec<String> = Store::open_readonly(&db)?
+                    .sweep_runs("served")?
+                    .into_iter()
+                    .map(|r| r.run_id)
+                    .collect();
+                let mut paths = vec![
+                    "/api/sweeps".to_string(),
+                    "/api/sweeps/served/runs".to_string(),
+                    "/api/sweeps/served".to_string(),
+                    "/api/sweeps/served/figures/curves?metric=loss".to_string(),
+                ];
+                for id in &ids {
+                    paths.push(format!("/api/runs/{id}"));
+                    paths.push(format!("/api/runs/{id}/metrics/loss?max_points=1000"));
+                }
+                load_clients(&s.url, paths, &stop)
+            }
+            None => Vec::new(),
+        };
+        let t = Instant::now();
+        let out = front(&["run", &file.display().to_string(), "--device", "cpu"]).output()?;
+        let wall = t.elapsed().as_secs_f64();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (requests, mut bad) = join_clients(clients)?;
+        drop(server);
+        let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+        if !out.status.success() || err.contains("locked") || err.contains("busy") {
+            bad.push(format!("the sweep: {}", err.trim()));
+        }
+        let steps: i64 = Store::open_readonly(&db)?.conn.query_row(
+            "SELECT coalesce(sum(step), 0) FROM runs",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok((steps as f64 / wall, requests, bad))
+    };
+    println!("  a training sweep under the same load (`simsweep run`, 4 runs × 300 steps of a 2×128 BERT, a fresh database each pass):");
+    for threads in [1, 2] {
+        let (mut quiet, mut loaded, mut requests, mut bad) =
+            (Vec::new(), Vec::new(), 0, Vec::new());
+        for _ in 0..2 {
+            quiet.push(pass(threads, false)?.0);
+            let (r, n, b) = pass(threads, true)?;
+            loaded.push(r);
+            requests += n;
+            bad.extend(b);
+        }
+        quiet.push(pass(threads, false)?.0);
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let (q, l) = (mean(&quiet), mean(&loaded));
+        let spread = quiet.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+            - quiet.iter().copied().fold(f64::INFINITY, f64::min);
+        println!(
+            "    libtorch on {threads} thread{}: unserved {} steps/s (mean {q:.1}, spread {:.1} %); served {} steps/s (mean {l:.1}): {:.3} ×; {requests} requests, {} failures (lock errors included)",
+            if threads == 1 { "" } else { "s" },
+            quiet.iter().map(|r| format!("{r:.1}")).collect::<Vec<_>>().join(", "),
+            100.0 * spread / q,
+            loaded.iter().map(|r| format!("{r:.1}")).collect::<Vec<_>>().join(", "),
+            l / q,
+            bad.len()
+        );
+        for b in bad.iter().take(5) {
+            println!("      {b}");
+        }
+    }
+    Ok(())
+}
+
+/// The store's writer (the front's side of a training sweep) into a database the dashboard serves
+/// to 8 clients, each asking every 100 ms (about 80 requests/s: the run table, a sweep's chart, a
+/// run, a curve), against the same writer with no server, alternating; prints rows/s of each pass,
+/// the ratio, the spread of the passes without load (the noise), and the answers that were not 200
+/// (lock errors among them).
+fn serve_under_load() -> Result<()> {
+    let tmp = TempDir::new()?;
+    let db = tmp.0.join("load.db");
+    let text = "[sweep]\nname = \"load\"\nseeds = [0]\n[base]\nmodel.path = \"m\"\ndata.train = [\"t.txt\"]\n[grid]\n\"train.temperature\" = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0]\n"
+        .to_string();
+    let sweep =
+        crate::spec::parse(Path::new("load.toml"), &text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut store = Store::open(&db)?;
+    store.plan(&sweep)?;
+    let runs = store.sweep_runs("load")?;
+    let pks: Vec<i64> = runs.iter().map(|r| r.run_pk).collect();
+    let ids: Vec<String> = runs.iter().map(|r| r.run_id.clone()).collect();
+    drop(store);
+    let names: Vec<Arc<str>> = (0..30)
+        .map(|i| {
+            Arc::from(if i == 0 {
+                "loss".to_string()
+            } else {
+                format!("metric_{i:02}")
+            })
+        })
+        .collect();
+    const ROWS: u64 = 1_200_000;
+    let mut next_step = 0i64;
+    // One pass: ROWS rows, 30 per message (one training step of one run), 8 runs interleaved.
+    let mut pass = |load: Option<&str>| -> Result<(f64, usize, Vec<String>)> {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let clients = load
+            .map(|url| {
+                let mut paths = vec![
+                    "/api/sweeps/load/runs".to_string(),
+                    "/api/sweeps/load/figures/curves?metric=loss".to_string(),
+                ];
+                for id in &ids {
+                    paths.push(format!("/api/runs/{id}"));
+                    paths.push(format!("/api/runs/{id}/metrics/loss?max_points=1000"));
+                }
+                load_clients(url, paths, &stop)
+            })
+            .unwrap_or_default();
+        let writer = Writer::spawn(&db)?;
+        let tx = writer.sender();
+        let start = Instant::now();
+        let (mut sent, mut k) = (0u64, 0usize);
+        while sent < ROWS {
+            let step = next_step + (k / pks.len()) as i64;
+            let msg: Vec<MetricRow> = names
+                .iter()
+                .map(|n| MetricRow {
+                    run_pk: pks[k % pks.len()],
+                    step,
+                    layer: -1,
+                    name: n.clone(),
+                    value: 4.0 / (1.0 + step as f64 * 1e-3),
+                })
+                .collect();
+            sent += msg.len() as u64;
+            tx.send(Write::Metrics(msg))?;
+            k += 1;
+        }
+        next_step += (k / pks.len()) as i64 + 1;
+        drop(tx);
+        let stats = writer.finish()?;
+        let rate = stats.rows as f64 / start.elapsed().as_secs_f64();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (requests, bad) = join_clients(clients)?;
+        Ok((rate, requests, bad))
+    };
+    // The database must exist before the server opens it: a first pass without load (discarded:
+    // it also creates the metric names).
+    pass(None)?;
+    let server = crate::serve::Background::start(&db)?;
+    let (mut quiet, mut loaded, mut requests, mut bad) = (Vec::new(), Vec::new(), 0, Vec::new());
+    for _ in 0..3 {
+        quiet.push(pass(None)?.0);
+        let (r, n, b) = pass(Some(&server.url))?;
+        loaded.push(r);
+        requests += n;
+        bad.extend(b);
+    }
+    quiet.push(pass(None)?.0);
+    drop(server);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (q, l) = (mean(&quiet), mean(&loaded));
+    let spread = quiet.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+        - quiet.iter().copied().fold(f64::INFINITY, f64::min);
+    println!("  the store's writer under dashboard load (8 clients × 10 requests/s, {ROWS} rows a pass, 30 metrics × 8 runs):");
+    println!(
+        "    without the server: {} rows/s (mean {q:.0}; spread {:.1} % of it: the noise)",
+        quiet
+            .iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        100.0 * spread / q
+    );
+    println!(
+        "    while served:       {} rows/s (mean {l:.0}): {:.3} × without; {requests} requests, {} not answered 200/404/400, {} lock errors",
+        loaded.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", "),
+        l / q,
+        bad.len(),
+        bad.iter().filter(|b| b.to_lowercase().contains("locked") || b.to_lowercase().contains("busy")).count()
+    );
+    for b in bad.iter().take(5) {
+        println!("      {b}");
+    }
     Ok(())
 }
 

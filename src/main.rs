@@ -9,6 +9,7 @@ use simsweep_core::{code_version, query, spec, store, table};
 use simsweep_exec as exec;
 use simsweep_exec::slurm;
 use simsweep_report as plot;
+use simsweep_serve as serve;
 
 use clap::Parser;
 use cli::{BadInput, Cli};

@@ -411,6 +411,22 @@ pub enum Command {
         #[arg(short = 'o', long = "out")]
         out: Option<PathBuf>,
     },
+    /// The live dashboard: serve the results database (read-only) as a web page and a JSON API
+    /// (docs/api.md) until Ctrl-C. The page lists the sweeps; a sweep's page has its run table and
+    /// charts, updated within 2 s while runs train; a run's page has its settings, events,
+    /// checkpoints, scores and curves. Binds 127.0.0.1 unless --host says otherwise.
+    Serve {
+        /// Address to listen on. Another than 127.0.0.1 (or ::1) lets other machines read the
+        /// results (no authentication); a warning says so.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        /// Port (0: any free one; the address taken is printed).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Open the page in the desktop's browser (xdg-open) once listening.
+        #[arg(long)]
+        open: bool,
+    },
     /// The tokenized-corpus cache that runs share (`<db folder>/cache/tokens`, or
     /// $SIMSWEEP_TOKEN_CACHE; `off` disables it): list or clear its entries.
     #[command(subcommand)]
@@ -558,6 +574,17 @@ pub enum BenchCommand {
     /// Chart speed on a synthetic 200-run × 30-metric × 2,000-step database (12 M rows): a
     /// learning-curve chart and every run's best value, each against a 1 s target.
     Plot {
+        /// Keep the synthetic database here (reused when it exists; default: a temporary file).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Dashboard speed on the synthetic 12 M-row database of `bench plot`: the sweep page's data
+    /// (every request the page makes when it opens) and one curve request, through the HTTP
+    /// server on loopback, each against its target (1 s, 100 ms), next to `simsweep runs` as a
+    /// whole process on the same database; then the store's writer and a
+    /// real training sweep (needs --data-dir) each with and without a load of 8 clients × 10
+    /// requests/s on the database they write: throughput ratio, noise, lock errors.
+    Serve {
         /// Keep the synthetic database here (reused when it exists; default: a temporary file).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -972,6 +999,19 @@ pub fn main_with(cli: Cli) -> Result<i32> {
             }
             let dir = dir.clone().unwrap_or_else(std::env::temp_dir);
             crate::bench::merge(shards, metrics, steps, &dir)?;
+            Ok(0)
+        }
+        Command::Serve { host, port, open } => {
+            crate::serve::serve(&crate::serve::Options {
+                db: cli.db.clone(),
+                host,
+                port,
+                open,
+            })?;
+            Ok(0)
+        }
+        Command::Bench(BenchCommand::Serve { ref out }) => {
+            crate::bench::serve(out.as_deref(), &cli.data_dir)?;
             Ok(0)
         }
         Command::Bench(BenchCommand::Plot { ref out }) => {

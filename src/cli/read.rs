@@ -128,29 +128,15 @@ pub(super) fn status(cli: &Cli, sweep: Option<&str>) -> Result<i32> {
     }
     let store = Store::open_readonly(&cli.db)?;
     let c = &store.conn;
-    let counts: String = crate::store::STATUSES
-        .iter()
-        .map(|s| format!(", sum(r.status = '{s}')"))
+    let rows: Vec<Vec<String>> = query::sweep_counts(c, sweep)
+        .map_err(qerr)?
+        .into_iter()
+        .map(|s| {
+            let mut row = vec![s.name, s.runs.to_string()];
+            row.extend(s.status.values().map(|n| n.to_string()));
+            row
+        })
         .collect();
-    let mut st = c.prepare(&format!(
-        "SELECT s.name, count(r.run_pk){counts}
-         FROM sweeps s LEFT JOIN runs r ON r.sweep_id = s.sweep_id AND r.in_plan = 1
-         WHERE ?1 IS NULL OR s.name = ?1 GROUP BY s.sweep_id ORDER BY s.sweep_id"
-    ))?;
-    let columns = 2 + crate::store::STATUSES.len();
-    let rows: Vec<Vec<String>> = st
-        .query_map([sweep], |r| {
-            (0..columns)
-                .map(|i| {
-                    if i == 0 {
-                        r.get::<_, String>(0)
-                    } else {
-                        Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0).to_string())
-                    }
-                })
-                .collect()
-        })?
-        .collect::<rusqlite::Result<_>>()?;
     if rows.is_empty() {
         return Err(BadInput(match sweep {
             Some(s) => format!("no sweep named `{s}` in {}", cli.db.display()),

@@ -287,6 +287,31 @@ fn legend(
     out
 }
 
+/// The dashboard's tags of a group's series: the runs behind it and the legend entries (colour
+/// value, line style) that stand for it.
+fn tag(s: &mut Series, sweep: &SweepData, d: &Dims, g: &Groups, grp: &Group) {
+    s.runs = grp.runs.iter().map(|&i| sweep.runs[i].id.clone()).collect();
+    s.legend = legend_tags(d, g, grp.color, &g.style_labels, grp.style);
+}
+
+/// The legend labels of colour value `color` and line style `style` (as [`legend`] writes them).
+fn legend_tags(
+    d: &Dims,
+    g: &Groups,
+    color: usize,
+    style_labels: &[String],
+    style: usize,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(k) = &d.color {
+        out.push(format!("{k}={}", g.color_values[color]));
+    }
+    if style_labels.len() > 1 {
+        out.push(style_labels[style].clone());
+    }
+    out
+}
+
 fn group_color(g: &Groups, grp: &Group) -> super::figure::Rgb {
     palette(grp.color, g.color_values.len().max(1))
 }
@@ -411,7 +436,7 @@ fn curves(conn: &Connection, sweep: &SweepData, req: &Request, metric: &str) -> 
             .iter()
             .map(|&i| {
                 Ok(smooth(
-                    &data::series(conn, sweep.runs[i].pk, mid, -1)?,
+                    &windowed(data::series(conn, sweep.runs[i].pk, mid, -1)?, req),
                     req.smooth,
                 ))
             })
@@ -432,6 +457,7 @@ fn curves(conn: &Connection, sweep: &SweepData, req: &Request, metric: &str) -> 
         if mean.len() <= 40 {
             s.markers = Markers::All;
         }
+        tag(&mut s, sweep, &d, &g, grp);
         panels[grp.facet].series.push(s);
     }
     finish_xy(&mut panels, req.log_y.unwrap_or(false));
@@ -445,6 +471,14 @@ fn curves(conn: &Connection, sweep: &SweepData, req: &Request, metric: &str) -> 
         panels,
         note: smooth_note(req.smooth),
     })
+}
+
+/// The points of `series` inside the request's step window (all without one).
+fn windowed(mut series: Vec<(i64, f64)>, req: &Request) -> Vec<(i64, f64)> {
+    if let Some((lo, hi)) = req.step_window {
+        series.retain(|&(step, _)| step >= lo && step <= hi);
+    }
+    series
 }
 
 fn smooth_note(w: usize) -> Option<String> {
@@ -495,6 +529,7 @@ fn final_values(
     };
     // Series: (facet, colour, style) → x → seed scores.
     let mut series: FinalPoints = BTreeMap::new();
+    let mut series_runs: BTreeMap<(usize, usize, usize), Vec<String>> = BTreeMap::new();
     let mut any_bar = false;
     for grp in &g.groups {
         let x = pos_of(&sweep.runs[grp.runs[0]].display(&x_key));
@@ -508,6 +543,10 @@ fn final_values(
             continue;
         }
         any_bar |= vals.len() > 1;
+        series_runs
+            .entry((grp.facet, grp.color, grp.style))
+            .or_default()
+            .extend(grp.runs.iter().map(|&i| sweep.runs[i].id.clone()));
         series
             .entry((grp.facet, grp.color, grp.style))
             .or_default()
@@ -561,6 +600,8 @@ fn final_values(
                 )
             })
             .collect();
+        s.runs = series_runs.remove(&(f, c, st)).unwrap_or_default();
+        s.legend = legend_tags(&d, &g, c, &g.style_labels, st);
         panels[f].series.push(s);
     }
     let x_axis = match &numeric {
@@ -654,6 +695,7 @@ fn align_uniform(conn: &Connection, sweep: &SweepData, req: &Request) -> Result<
         let mut s = Series::line(grp.label.clone(), group_color(&g, grp), grp.style, pts);
         s.markers = Markers::All;
         s.trajectory = true;
+        tag(&mut s, sweep, &d, &g, grp);
         panels[grp.facet].series.push(s);
     }
     let xs: Vec<f64> = panels
@@ -804,6 +846,8 @@ fn profile_chart(
             if markers {
                 s.markers = Markers::All;
             }
+            tag(&mut s, sweep, &d, &g, grp);
+            s.legend = legend_tags(&d, &g, grp.color, &style_labels, style);
             panels[panel].series.push(s);
         }
     }
@@ -984,7 +1028,7 @@ fn gradients(conn: &Connection, sweep: &SweepData, req: &Request) -> Result<Figu
                 .iter()
                 .map(|&i| {
                     Ok(smooth(
-                        &data::series(conn, sweep.runs[i].pk, *id, -1)?,
+                        &windowed(data::series(conn, sweep.runs[i].pk, *id, -1)?, req),
                         req.smooth,
                     ))
                 })
@@ -1001,6 +1045,7 @@ fn gradients(conn: &Connection, sweep: &SweepData, req: &Request) -> Result<Figu
                 downsample(&mean, LINE_POINTS / 2),
             );
             s.band = downsample_band(&band, LINE_POINTS / 2);
+            tag(&mut s, sweep, &d, &g, grp);
             panels[grp.facet * comps.len() + ci].series.push(s);
         }
     }
@@ -1182,6 +1227,7 @@ fn parallel(conn: &Connection, sweep: &SweepData, req: &Request, metric: &str) -
             pts,
         );
         s.markers = Markers::All;
+        s.runs = vec![r.id.clone()];
         series.push(s);
     }
     let mut names: Vec<String> = keys.clone();

@@ -1,9 +1,15 @@
 //! The figure model: what a chart shows, independent of how it is drawn. Built by
 //! [`super::charts`], drawn by [`super::render`].
 
-/// An sRGB colour.
+/// An sRGB colour (JSON: `"#rrggbb"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rgb(pub u8, pub u8, pub u8);
+
+impl serde::Serialize for Rgb {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("#{:02x}{:02x}{:02x}", self.0, self.1, self.2))
+    }
+}
 
 /// The Okabe–Ito palette (Okabe & Ito 2008, "Color Universal Design"), distinguishable with the
 /// common colour-vision deficiencies; ordered for contrast on white (yellow and black last).
@@ -55,7 +61,8 @@ pub fn palette(i: usize, n: usize) -> Rgb {
 pub const DASHES: [(u32, u32); 6] = [(0, 0), (8, 4), (2, 3), (16, 5), (4, 2), (1, 6)];
 
 /// Where a marker sits on a series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Markers {
     None,
     /// A filled dot at every point.
@@ -63,7 +70,7 @@ pub enum Markers {
 }
 
 /// One line of a panel.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Series {
     /// What the line is (`key=value, …`): legends and tests.
     pub name: String,
@@ -80,6 +87,12 @@ pub struct Series {
     pub trajectory: bool,
     /// (x, height): filled bars from 0, 0.6 wide (bar charts).
     pub bars: Vec<(f64, f64)>,
+    /// The runs behind the series (ids), for the dashboard's hover and selection; empty when
+    /// the series stands for no run (an importance bar, a reference line).
+    pub runs: Vec<String>,
+    /// The legend entries that stand for the series (their labels), so that hiding one of them
+    /// hides it; empty when none does.
+    pub legend: Vec<String>,
 }
 
 impl Series {
@@ -94,12 +107,14 @@ impl Series {
             markers: Markers::None,
             trajectory: false,
             bars: Vec::new(),
+            runs: Vec::new(),
+            legend: Vec::new(),
         }
     }
 }
 
 /// An axis: range, scale and how its ticks read.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Axis {
     pub lo: f64,
     pub hi: f64,
@@ -190,7 +205,7 @@ impl Axis {
 }
 
 /// One panel (a facet, or one gradient component).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Panel {
     /// `key=value` of a facet, or the component's name.
     pub title: Option<String>,
@@ -204,7 +219,7 @@ pub struct Panel {
 }
 
 /// A text placed at data coordinates: starting there (`left`), or centred on it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Label {
     pub x: f64,
     pub y: f64,
@@ -231,6 +246,36 @@ pub enum LegendEntry {
     End(String),
 }
 
+/// JSON: `{"type": "heading" | "line" | "band" | "start" | "end", "label"}`, a line with its
+/// `color`, `dash` and `marker`.
+impl serde::Serialize for LegendEntry {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let kind = match self {
+            LegendEntry::Heading(_) => "heading",
+            LegendEntry::Line { .. } => "line",
+            LegendEntry::Band(_) => "band",
+            LegendEntry::Start(_) => "start",
+            LegendEntry::End(_) => "end",
+        };
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("type", kind)?;
+        m.serialize_entry("label", self.label())?;
+        if let LegendEntry::Line {
+            color,
+            dash,
+            marker,
+            ..
+        } = self
+        {
+            m.serialize_entry("color", color)?;
+            m.serialize_entry("dash", dash)?;
+            m.serialize_entry("marker", marker)?;
+        }
+        m.end()
+    }
+}
+
 impl LegendEntry {
     pub fn label(&self) -> &str {
         match self {
@@ -244,7 +289,7 @@ impl LegendEntry {
 }
 
 /// A whole chart: a grid of panels and one legend to their right (never over the data).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Figure {
     pub title: String,
     pub cols: usize,

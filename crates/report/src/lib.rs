@@ -113,6 +113,9 @@ pub struct Request {
     /// `curves`, `gradients`: a centred moving average over this many recorded points of each
     /// run before the seed mean ([`figure::smooth`]); 0 or 1: none.
     pub smooth: usize,
+    /// `curves`, `gradients`: only the steps in this closed range (a zoom on the step axis; the
+    /// points are thinned within it); None: every step.
+    pub step_window: Option<(i64, i64)>,
 }
 
 impl Request {
@@ -130,6 +133,7 @@ impl Request {
             size: None,
             title: None,
             smooth: 0,
+            step_window: None,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! run's values of one metric at one layer are one contiguous range of the B-tree, so the cost of a
 //! question grows with the runs it asks about, not with the size of the database.
 
+pub mod detail;
 pub mod importance;
 pub mod output;
 pub mod stats;
@@ -39,6 +40,9 @@ fn input<T>(msg: impl Into<String>) -> Result<T> {
 }
 
 pub use crate::store::STATUSES;
+pub use detail::{
+    decisions, recorded_layers, run_detail, sweep_counts, sweep_version, RunDetail, SweepCounts,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Sweeps and runs
@@ -197,6 +201,9 @@ pub struct Run {
     pub error: Option<String>,
     /// Every resolved setting (flat dotted keys), `seed` included.
     pub config: BTreeMap<String, Value>,
+    /// The run's length in steps: as recorded when it started, else its `train.steps`; `None`
+    /// before a `train.epochs` run starts.
+    pub total_steps: Option<i64>,
 }
 
 impl Run {
@@ -254,7 +261,8 @@ pub fn select_runs(conn: &Connection, sweep: &SweepInfo, sel: &Selection) -> Res
     }
     // The SQL text depends only on how many statuses and conditions there are; every value is bound.
     let mut sql = String::from(
-        "SELECT r.run_pk, r.run_id, r.ordinal, r.seed, r.status, r.step, r.in_plan, r.error, r.config_json
+        "SELECT r.run_pk, r.run_id, r.ordinal, r.seed, r.status, r.step, r.in_plan, r.error, r.config_json,
+                coalesce(r.total_steps, json_extract(r.config_json, '$.\"train.steps\"'))
          FROM runs r WHERE r.sweep_id = ? AND (? OR r.in_plan = 1)",
     );
     let mut args: Vec<Sql> = vec![
@@ -292,6 +300,7 @@ pub fn select_runs(conn: &Connection, sweep: &SweepInfo, sel: &Selection) -> Res
                 in_plan: r.get::<_, i64>(6)? != 0,
                 error: r.get(7)?,
                 config: serde_json::from_str(&cfg).unwrap_or_default(),
+                total_steps: r.get(9)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
