@@ -138,6 +138,19 @@ fn request(addr: &str, method: &str, path: &str, host: Option<&str>) -> Resp {
     Resp { status, head, body }
 }
 
+/// The status line of the answer to a request written out whole.
+fn raw_status(addr: &str, text: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(text.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    String::from_utf8_lossy(&buf)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
 fn get(addr: &str, path: &str) -> Resp {
     request(addr, "GET", path, None)
 }
@@ -294,6 +307,15 @@ fn every_route_answers_and_every_refusal_holds_and_the_database_is_unchanged() {
     assert_eq!(one["fingerprints"]["groups"].as_array().unwrap().len(), 1);
     assert!(one["version"].as_str().is_some());
     assert!(one["file_text"].as_str().unwrap().contains("[sweep]"));
+    // The filter menu's values are what `where` takes.
+    let t0 = &one["filters"]["train.temperature"][0];
+    assert_eq!(t0["label"], "0.05");
+    let w = format!(
+        "/api/sweeps/s/runs?where=train.temperature={}",
+        t0["value"].as_str().unwrap()
+    );
+    assert_eq!(ok_json(a, &w)["runs"].as_array().unwrap().len(), 4);
+    assert_eq!(one["filters"]["model.pooling"][1]["value"], "cls");
 
     // GET /api/sweeps/{sweep}/runs, with the CLI's filters.
     let runs = ok_json(a, "/api/sweeps/s/runs");
@@ -424,6 +446,7 @@ fn every_route_answers_and_every_refusal_holds_and_the_database_is_unchanged() {
     // GET /api/sweeps/{sweep}/decisions (no [search] here: none).
     let d = ok_json(a, "/api/sweeps/s/decisions");
     assert_eq!(d["decisions"], serde_json::json!([]));
+    assert_eq!(d["savings"], Value::Null);
 
     // GET /api/runs/{run_id}
     let r = ok_json(a, &format!("/api/runs/{failed}"));
@@ -539,6 +562,28 @@ fn every_route_answers_and_every_refusal_holds_and_the_database_is_unchanged() {
         "unknown parameter `colour`",
     );
     err_json(a, "/api/sweeps/s/runs?status=asleep", 400, "unknown status");
+    err_json(
+        a,
+        &format!("/api/runs/{first}/metrics/loss?max_points=5"),
+        400,
+        "at least 10",
+    );
+    err_json(
+        a,
+        &format!("/api/runs/{first}/metrics/loss?from=9&to=3"),
+        400,
+        "empty",
+    );
+    err_json(
+        a,
+        "/api/sweeps/s/figures/curves?include_removed=true",
+        400,
+        "unknown parameter `include_removed`",
+    );
+    // axum's own refusals are JSON too (a path segment that is not UTF-8).
+    let r = get(a, "/api/sweeps/%FF/runs");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.json()["error"].is_string());
     err_json(a, "/api/sweeps/s/runs?where=nokey=1", 400, "unknown key");
     err_json(a, "/api/sweeps/s/figures/curves?from=9&to=3", 400, "empty");
     err_json(a, "/api/sweeps/s/best?mode=worst", 400, "best, final");
@@ -590,11 +635,23 @@ fn every_route_answers_and_every_refusal_holds_and_the_database_is_unchanged() {
         "evil.example",
         "evil.example:80",
         &format!("evil.example:{port}"),
+        &format!("localhost.evil.example:{port}"),
+        &format!("192.168.1.7:{port}"),
     ] {
         let r = request(a, "GET", "/api/sweeps", Some(h));
         assert_eq!(r.status, 403, "Host {h}");
     }
-    for h in [format!("localhost:{port}"), format!("127.0.0.1:{port}")] {
+    let no_host = raw_status(a, "GET /api/sweeps HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert!(
+        no_host.contains(" 403") || no_host.contains(" 400"),
+        "{no_host}"
+    );
+    // Any port: an SSH tunnel (`ssh -L 9000:localhost:8080 node`) sends its own.
+    for h in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        "localhost:9000".to_string(),
+    ] {
         assert_eq!(
             request(a, "GET", "/api/sweeps", Some(&h)).status,
             200,

@@ -53,12 +53,11 @@ function parseHash() {
   return { parts, q: new URLSearchParams(query || '') };
 }
 
-function setQuery(q, replace) {
+function setQuery(q) {
   const { parts } = parseHash();
   const path = '#/' + parts.map(encodeURIComponent).join('/');
   const s = q.toString();
-  const url = path + (s ? '?' + s : '');
-  if (replace) history.replaceState(null, '', url); else history.pushState(null, '', url);
+  history.replaceState(null, '', path + (s ? '?' + s : ''));
 }
 
 function link(parts, q) {
@@ -76,20 +75,23 @@ function route() {
   else page = sweepsPage();
 }
 
+// Links change the fragment (hashchange); the page's own state changes replace it in place
+// (history.replaceState), which fires nothing.
 window.addEventListener('hashchange', route);
-window.addEventListener('popstate', route);
 
-// Poll `fn` every POLL_MS until the page changes; errors show in `status` and polling goes on.
+// Poll `fn(alive)` every POLL_MS until the page changes (`alive()` turns false then: a tick
+// still under way checks it after each wait); errors show in `status` and polling goes on.
 function poller(fn, status) {
   let stopped = false;
   let t = null;
+  const alive = () => !stopped;
   const tick = async () => {
     if (stopped) return;
     try {
-      await fn();
-      if (status) status.textContent = '';
+      await fn(alive);
+      if (status && alive()) status.textContent = '';
     } catch (e) {
-      if (status) status.textContent = `update failed: ${e.message}`;
+      if (status && alive()) status.textContent = `update failed: ${e.message}`;
     }
     if (!stopped) t = setTimeout(tick, POLL_MS);
   };
@@ -162,6 +164,8 @@ function sweepPage(name, q0) {
   let sweep = null;
   let runs = null;
   let version = null;
+  let runsAsked = 0; // answers to older run-table requests are dropped
+  let shown = { metrics: null, search: null }; // what the controls and decisions were built from
   const charts = {}; // kind → {card, host, data, error}
   const overlayCache = new Map(); // run|metric|from|to → points
   const status = h('div', { class: 'status-line' });
@@ -178,16 +182,17 @@ function sweepPage(name, q0) {
   const hidden = kind => new Set((q.get(`hide.${kind}`) || '').split('|').filter(Boolean));
   const filterQuery = () => {
     const p = new URLSearchParams();
-    for (const [k, v] of q) if (k.startsWith('w.') && v) p.append('where', `${k.slice(2)}=${v}`);
+    for (const [k, v] of q) if (k.startsWith('w.') && v) p.append('where', `${k.slice(2)}=${v}`); // v: the value as `where` takes it
     if (q.get('status')) p.set('status', q.get('status'));
     return p;
   };
   const update = (changes, redraw) => {
     for (const k in changes) { if (changes[k] === null || changes[k] === '') q.delete(k); else q.set(k, changes[k]); }
-    setQuery(q, true);
+    setQuery(q);
     // A new filter: the table's rows are asked again at once (the sweep's version did not move).
     if (Object.keys(changes).some(k => k === 'status' || k.startsWith('w.'))) {
-      api(`/api/sweeps/${encodeURIComponent(name)}/runs?${filterQuery()}`).then(r => { runs = r; renderTable(); }).catch(e => { status.textContent = e.message; });
+      const n = ++runsAsked;
+      api(`/api/sweeps/${encodeURIComponent(name)}/runs?${filterQuery()}`).then(r => { if (n === runsAsked) { runs = r; renderTable(); } }).catch(e => { status.textContent = e.message; });
     }
     if (redraw === 'table') renderTable();
     else if (redraw === 'charts') { renderTable(); loadCharts(); }
@@ -237,7 +242,7 @@ function sweepPage(name, q0) {
       q.get('from') || q.get('to') ? h('button', { onclick: () => update({ from: null, to: null }) }, `steps ${get('from', '…')}–${get('to', '…')} ✕`) : h('span', { class: 'muted' }, 'drag on a step axis to zoom'),
       h('br'),
       h('span', { class: 'muted' }, 'filter: '),
-      ...sweep.swept_keys.concat(['seed']).map(k => select(k, `w.${k}`, [['', 'any'], ...sweep.values[k].map(v => [v, v])], get(`w.${k}`, ''), v => update({ [`w.${k}`]: v }))),
+      ...sweep.swept_keys.concat(['seed']).map(k => select(k, `w.${k}`, [['', 'any'], ...sweep.filters[k].map(f => [f.value, f.label])], get(`w.${k}`, ''), v => update({ [`w.${k}`]: v }))),
       select('status', 'status', [['', 'any'], ...STATUSES.map(s => [s, s])], get('status', ''), v => update({ status: v })),
       h('label', {}, h('input', { type: 'checkbox', checked: q.get('agg') === '1', onchange: e => update({ agg: e.target.checked ? '1' : null }, 'table') }), ' aggregate seeds'),
       h('button', { onclick: () => update({ sel: null }, 'charts'), disabled: !selected().size }, `clear selection (${selected().size})`),
@@ -335,7 +340,8 @@ function sweepPage(name, q0) {
   function figureQuery(c) {
     const p = filterQuery();
     if (c.metric) p.set('metric', get('metric', defaultMetric()));
-    for (const [k, n] of [['color', 'color'], ['facet', 'facet'], ['smooth', 'smooth']]) if (q.get(k)) p.set(n, q.get(k));
+    for (const k of ['color', 'facet']) if (q.get(k)) p.set(k, q.get(k));
+    if (c.zoom && q.get('smooth')) p.set('smooth', q.get('smooth'));
     if (c.kind === 'final' && q.get('x')) p.set('x', q.get('x'));
     if (c.kind === 'final' || c.kind === 'parallel') p.set('mode', get('mode', 'best'));
     if (c.zoom) { if (q.get('from')) p.set('from', q.get('from')); if (q.get('to')) p.set('to', q.get('to')); }
@@ -383,6 +389,9 @@ function sweepPage(name, q0) {
 
   async function drawChart(c) {
     const ch = charts[c.kind];
+    // Not while a zoom is being dragged on it (the drawing would change under the pointer).
+    if (ch.host._dragging) return;
+    const n = ch.draws = (ch.draws || 0) + 1;
     if (!ch.data) {
       ch.host.innerHTML = '';
       ch.svg = null;
@@ -394,6 +403,7 @@ function sweepPage(name, q0) {
     const fig = ch.data.figure;
     ch.msg.textContent = '';
     const ov = await overlays(c, fig);
+    if (n !== ch.draws) return; // a later drawing started while the overlays were read
     const r = SimChart.render(ch.host, fig, {
       dashes: ch.data.dashes,
       selected: selected(),
@@ -421,26 +431,34 @@ function sweepPage(name, q0) {
   }
 
   let first = true;
-  const poll = poller(async () => {
+  const poll = poller(async alive => {
+    const asked = ++runsAsked;
     const r = await api(`/api/sweeps/${encodeURIComponent(name)}/runs?${filterQuery()}`);
-    if (r.version === version && !first) return;
-    version = r.version;
-    sweep = await api(`/api/sweeps/${encodeURIComponent(name)}`);
-    runs = r;
+    if (!alive() || (r.version === version && !first)) return;
+    const s = await api(`/api/sweeps/${encodeURIComponent(name)}`);
+    if (!alive()) return;
+    sweep = s;
+    if (asked === runsAsked) runs = r;
     renderHead();
     renderFailures();
-    if (first) {
-      renderControls();
-      for (const c of CHARTS) chartCard(c);
-    }
+    if (first) for (const c of CHARTS) chartCard(c);
+    // The metric menu and the filters follow what the sweep has recorded and holds.
+    const sig = JSON.stringify([sweep.metrics.map(m => [m.name, m.layers]), sweep.filters]);
+    if (sig !== shown.metrics) { shown.metrics = sig; renderControls(); }
     await renderTable();
     await loadCharts();
+    if (!alive()) return;
+    if (sweep.search.decisions !== shown.search) {
+      shown.search = sweep.search.decisions;
+      renderDecisions().catch(() => {});
+    }
     if (first) {
       first = false;
-      renderDecisions().catch(() => {});
       const target = q.get('chart');
       if (target && charts[target]) charts[target].card.scrollIntoView();
     }
+    // Only once everything is drawn: a tick that failed half-way is retried at the next one.
+    version = r.version;
     document.body.setAttribute('data-version', version);
   }, status);
   const onResize = () => redrawCharts();
@@ -460,11 +478,10 @@ function runPage(id, q) {
   app.append(head, status, tables, curves);
   let seen = null;
   const hostOf = new Map();
-  const poll = poller(async () => {
+  const poll = poller(async alive => {
     const r = await api(`/api/runs/${id}`);
-    const sig = JSON.stringify([r.status, r.step, r.metrics.map(m => m.n), r.events.length]);
-    if (sig === seen) return;
-    seen = sig;
+    const sig = JSON.stringify([r.status, r.step, r.metrics.map(m => m.n), r.events.length, q.get('layer')]);
+    if (!alive() || sig === seen) return;
     document.title = `simsweep — run ${id} (${r.status})`;
     head.innerHTML = '';
     head.append(...[h('p', {}, h('a', { href: link(['sweep', r.sweep]) }, `← sweep ${r.sweep}`)),
@@ -489,7 +506,7 @@ function runPage(id, q) {
     const layers = [...new Set(r.metrics.map(m => m.layer))].sort((a, b) => a - b);
     const layer = +(q.get('layer') || -1);
     curves.innerHTML = '';
-    curves.append(...[h('h2', {}, 'Curves '), layers.length > 1 ? h('label', {}, 'layer ', h('select', { onchange: e => { q.set('layer', e.target.value); setQuery(q, true); seen = null; } },
+    curves.append(...[h('h2', {}, 'Curves '), layers.length > 1 ? h('label', {}, 'layer ', h('select', { onchange: e => { q.set('layer', e.target.value); setQuery(q); seen = null; } },
       layers.map(l => h('option', { value: l, selected: l === layer }, l === -1 ? 'own (−1)' : l)))) : null].filter(Boolean));
     const grid = h('div', { class: 'mini-grid' });
     curves.append(grid);
@@ -507,6 +524,7 @@ function runPage(id, q) {
       };
       SimChart.render(host, fig, { height: 200 });
     }));
+    if (alive()) seen = sig; // only once drawn: a failed tick is retried
   }, status);
   return poll;
 }

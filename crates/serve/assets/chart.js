@@ -311,27 +311,43 @@ const SimChart = (() => {
       tip.style.top = `${ev.clientY - hr.top + 12}px`;
     }
     svg.addEventListener('mouseleave', () => { tip.style.display = 'none'; dot.setAttribute('display', 'none'); });
+    // One window-level mouseup handler per host, replaced at each render (a live page redraws
+    // every second): it ends a zoom drag begun on this drawing.
+    if (host._up) window.removeEventListener('mouseup', host._up);
+    host._up = null;
+    host._dragging = false;
+    let dragged = false; // the click that ends a drag is not a pick
     if (opts.onZoom) {
       svg.addEventListener('mousedown', ev => {
         const pos = at(ev);
         if (!pos.panel || ev.button !== 0) return;
         ev.preventDefault();
         drag = { x: pos.x, panel: pos.panel };
+        dragged = false;
+        host._dragging = true;
       });
-      window.addEventListener('mouseup', function up(ev) {
+      host._up = ev => {
         if (!drag) return;
         const pos = at(ev);
         const q = drag.panel;
         const x0 = Math.min(drag.x, Math.max(q.a, Math.min(q.b, pos.x))), x1 = Math.max(drag.x, Math.max(q.a, Math.min(q.b, pos.x)));
         drag = null;
+        host._dragging = false;
         band.setAttribute('display', 'none');
-        if (!host.isConnected) { window.removeEventListener('mouseup', up); return; }
-        if (x1 - x0 >= 6) opts.onZoom(Math.floor(q.ix(x0)), Math.ceil(q.ix(x1)));
-      });
+        if (x1 - x0 >= 6) {
+          dragged = true;
+          opts.onZoom(Math.floor(q.ix(x0)), Math.ceil(q.ix(x1)));
+        }
+      };
+      window.addEventListener('mouseup', host._up);
       svg.addEventListener('dblclick', () => opts.onZoom(null));
     }
     if (opts.onPick) {
       svg.addEventListener('click', ev => {
+        // Not the end of a zoom drag, and not the clicks of a double click (that zooms out): a
+        // pick waits for the double-click time.
+        clearTimeout(host._pick);
+        if (dragged || ev.detail > 1) { dragged = false; return; }
         const pos = at(ev);
         if (!pos.panel) return;
         let best = null, bd = 10 * 10;
@@ -339,7 +355,7 @@ const SimChart = (() => {
           const dx = pos.panel.X(pt[0]) - pos.x, dy = pos.panel.Y(pt[1]) - pos.y;
           if (dx * dx + dy * dy < bd) { bd = dx * dx + dy * dy; best = d; }
         }
-        if (best && best.runs.length) opts.onPick(best.runs);
+        if (best && best.runs.length) host._pick = setTimeout(() => opts.onPick(best.runs), 300);
       });
     }
     return { svg, panels };

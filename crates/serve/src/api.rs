@@ -59,6 +59,10 @@ pub const KINDS: &[(&str, Kind)] = &[
 /// Points of a curve when `max_points` is not given.
 pub const DEFAULT_MAX_POINTS: usize = 4000;
 
+/// The fewest points a thinned curve may be asked for (min–max buckets keep the first and last
+/// point and two per bucket).
+pub const MIN_POINTS: usize = 10;
+
 // ---------------------------------------------------------------------------------------------
 // Errors and answers
 
@@ -278,13 +282,9 @@ fn sweep_data(conn: &Connection, name: &str, sel: &Selection) -> anyhow::Result<
 // ---------------------------------------------------------------------------------------------
 // Routes
 
-fn counts_json(c: &query::SweepCounts, savings: Option<query::Savings>) -> Value {
-    let mut v = serde_json::to_value(c).expect("JSON");
-    v["progress"] = match c.total_steps {
-        Some(t) if t > 0 => json!((c.steps as f64 / t as f64).min(1.0)),
-        _ => Value::Null,
-    };
-    v["savings"] = savings.map_or(Value::Null, |s| {
+/// What early stopping saved, as `status` words it; `null` when nothing was pruned.
+fn savings_json(savings: Option<query::Savings>) -> Value {
+    savings.map_or(Value::Null, |s| {
         json!({
             "pruned": s.pruned,
             "saved_steps": s.saved_steps,
@@ -292,8 +292,41 @@ fn counts_json(c: &query::SweepCounts, savings: Option<query::Savings>) -> Value
             "fraction": s.fraction(),
             "line": s.line(),
         })
-    });
+    })
+}
+
+fn counts_json(c: &query::SweepCounts, savings: Option<query::Savings>) -> Value {
+    let mut v = serde_json::to_value(c).expect("JSON");
+    v["progress"] = match c.total_steps {
+        Some(t) if t > 0 => json!((c.steps as f64 / t as f64).min(1.0)),
+        _ => Value::Null,
+    };
+    v["savings"] = savings_json(savings);
     v
+}
+
+/// Per key, its values as the filter menu offers them: the label the charts write and the text
+/// a `where` condition takes (a string as it is, anything else as JSON: `0.05`, `true`,
+/// `["a.txt"]`). Runs without the key offer nothing.
+fn filter_values(data: &SweepData, keys: &[String]) -> serde_json::Map<String, Value> {
+    keys.iter()
+        .map(|k| {
+            let opts: Vec<Value> = data
+                .values_of(k)
+                .into_iter()
+                .filter_map(|label| {
+                    let raw = data.runs.iter().find(|r| r.display(k) == label)?.value(k);
+                    let value = match raw {
+                        Value::Null => return None,
+                        Value::String(s) => s,
+                        v => v.to_string(),
+                    };
+                    Some(json!({ "label": label, "value": value }))
+                })
+                .collect();
+            (k.clone(), Value::Array(opts))
+        })
+        .collect()
 }
 
 /// `GET /api/sweeps`: every sweep with its counts by status and its progress.
@@ -346,6 +379,7 @@ async fn sweep(
             .iter()
             .map(|k| (k.clone(), json!(data.values_of(k))))
             .collect();
+        let filters = filter_values(&data, &keys);
         let fps = query::fingerprints(conn, &pks)?;
         let (differ, groups) = query::fingerprint_groups(&fps);
         let decisions = query::decisions(conn, &name)?;
@@ -356,10 +390,11 @@ async fn sweep(
             "file_text": data.file_text,
             "swept_keys": info.swept_keys,
             "values": values,
+            "filters": filters,
             "counts": counts_json(&counts, savings),
             "metrics": metrics,
             "headlines": query::HEADLINES.iter().map(|h| json!({
-                "column": h.column, "metric": h.metric, "mode": h.mode,
+                "column": h.column, "metric": h.metric, "mode": h.mode, "with_step": h.with_step,
             })).collect::<Vec<_>>(),
             "fingerprints": {
                 "differ": differ,
@@ -506,12 +541,13 @@ async fn figure_of(
             KINDS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ")
         )));
     };
+    // The charts draw the runs the sweep file produces (`include_removed` does not apply).
     let p = Params::parse(
         q,
-        &with_selection(&[
+        &[
             "metric", "color", "facet", "x", "mode", "steps", "smooth", "from", "to", "log_y",
-            "log_x",
-        ]),
+            "log_x", "where", "status",
+        ],
     )?;
     let sel = p.selection()?;
     let mut req = Request::new(k);
@@ -579,7 +615,7 @@ async fn decisions(
         Ok(json!({
             "sweep": info.name,
             "decisions": query::decisions(conn, &name)?,
-            "savings": savings,
+            "savings": savings_json(savings),
         }))
     })
     .await
@@ -645,8 +681,18 @@ async fn metric(
     let max_points: usize = p
         .num("max_points", "a whole number of points (0: all)")?
         .unwrap_or(DEFAULT_MAX_POINTS);
+    if max_points != 0 && max_points < MIN_POINTS {
+        return Err(ApiError::bad(format!(
+            "parameter `max_points`: expected 0 (every point) or at least {MIN_POINTS}, found {max_points}"
+        )));
+    }
     let from: i64 = p.num("from", "a step")?.unwrap_or(i64::MIN);
     let to: i64 = p.num("to", "a step")?.unwrap_or(i64::MAX);
+    if from > to {
+        return Err(ApiError::bad(format!(
+            "parameters `from`, `to`: the window {from}–{to} is empty"
+        )));
+    }
     read(&app, move |conn| {
         let d = run_detail(conn, &run_id)?;
         let recorded: Vec<&query::detail::MetricSummary> =

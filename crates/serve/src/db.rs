@@ -57,9 +57,12 @@ impl Db {
             let out = (|| {
                 let tx = store.conn.unchecked_transaction()?;
                 let out = f(&store.conn);
-                tx.finish()?;
-                out
+                let ended = tx.finish();
+                let out = out?;
+                ended?;
+                Ok(out)
             })();
+            // Back to the pool whatever happened (a read-only connection holds no state).
             me.idle.lock().expect("pool").push(store);
             out
         })

@@ -5,7 +5,7 @@
 //! Safety, as the command promises (docs/cli.md, `serve`): it binds 127.0.0.1 unless told
 //! otherwise; it answers GET (and HEAD) only, anything else gets 405; it serves no file from disk,
 //! only the embedded assets by exact name (so no path, encoded or not, reaches outside them); on
-//! a loopback address it refuses requests whose `Host` is not that address (a web page elsewhere
+//! a loopback address it refuses requests whose `Host` is not a loopback name (a web page elsewhere
 //! cannot read the results through DNS rebinding); its database connections are read-only, so
 //! the file is never written.
 
@@ -127,7 +127,13 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
             ),
         )
     } else {
-        next.run(req).await
+        let api = req.uri().path().starts_with("/api/");
+        let resp = next.run(req).await;
+        if api && !resp.status().is_success() && !is_json(&resp) {
+            as_json_error(resp).await
+        } else {
+            resp
+        }
     };
     let h = resp.headers_mut();
     h.insert(
@@ -142,8 +148,35 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
     resp
 }
 
+fn is_json(resp: &Response) -> bool {
+    resp.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|t| t.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"))
+}
+
+/// An error answered in plain text by axum itself (a path segment that is not UTF-8, say) as the
+/// API's JSON error, with the same status.
+async fn as_json_error(resp: Response) -> Response {
+    let status = resp.status();
+    let text = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    api::error(
+        status,
+        if text.is_empty() {
+            status.canonical_reason().unwrap_or("error").to_string()
+        } else {
+            text
+        },
+    )
+}
+
 /// On a loopback address, the `Host` header must name a loopback host (`127.0.0.1`, `[::1]`,
-/// `localhost`) with our port; elsewhere any host (the user chose to serve the network).
+/// `localhost`), with any port (an SSH tunnel forwards another local port to ours); elsewhere any
+/// host (the user chose to serve the network). A page of another site reaching us through DNS
+/// rebinding sends its own name, and is refused.
 fn host_allowed(app: &App, req: &Request) -> bool {
     if !app.addr.ip().is_loopback() {
         return true;
@@ -153,8 +186,8 @@ fn host_allowed(app: &App, req: &Request) -> bool {
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
     else {
-        // HTTP/1.0 without Host: no browser sends that.
-        return true;
+        // HTTP/1.1 requires it, and every browser sends it.
+        return false;
     };
     let (name, port) = if let Some(rest) = host.strip_prefix('[') {
         match rest.split_once(']') {
@@ -167,15 +200,11 @@ fn host_allowed(app: &App, req: &Request) -> bool {
             None => (host, None),
         }
     };
-    let port = match port.map(str::parse::<u16>) {
-        Some(Ok(p)) => Some(p),
-        Some(Err(_)) => return false,
-        None => None,
-    };
-    let port_ok = port.is_none_or(|p| p == app.addr.port());
-    port_ok
-        && (name.eq_ignore_ascii_case("localhost")
-            || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()))
+    if port.is_some_and(|p| p.parse::<u16>().is_err()) {
+        return false;
+    }
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 async fn shutdown() {
@@ -301,8 +330,8 @@ mod tests {
     #[test]
     fn on_loopback_only_loopback_hosts_with_our_port_pass() {
         let a = app("127.0.0.1:8080");
+        assert!(!host_allowed(&a, &req(None)), "HTTP/1.1 requires Host");
         for ok in [
-            None,
             Some("127.0.0.1:8080"),
             Some("localhost:8080"),
             Some("LOCALHOST:8080"),
@@ -311,14 +340,14 @@ mod tests {
             Some("[::1]:8080"),
             Some("[::1]"),
             Some("127.1.2.3:8080"),
+            Some("localhost:9000"),
+            Some("127.0.0.1:80"),
         ] {
             assert!(host_allowed(&a, &req(ok)), "{ok:?}");
         }
         for bad in [
             "evil.example",
             "evil.example:8080",
-            "127.0.0.1:9999",
-            "localhost:80",
             "localhost.evil.example:8080",
             "10.0.0.1:8080",
             "[::1",

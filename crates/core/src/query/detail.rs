@@ -336,13 +336,15 @@ pub fn recorded_layers(conn: &Connection, run_pks: &[i64]) -> Result<Vec<(String
         .collect())
 }
 
-/// A number that changes whenever something the dashboard shows of a sweep changes: a run's
-/// status or step (its heartbeat), a row recorded by a running run (its metric summaries' row
-/// counts), an event of a running run. Cheap: the sweep's runs, and the summaries and events of
+/// A number that changes whenever something the dashboard shows of a sweep changes: a replan
+/// (the sweep's `updated_at`, a run joining or leaving the plan), a run's status or step (its
+/// heartbeat), a row recorded by a running run (its metric summaries' row counts), an event of a
+/// running run. Cheap: the sweep's runs, and the summaries and events of
 /// its running runs only.
 pub fn sweep_version(conn: &Connection, sweep_id: i64) -> Result<u64> {
     let mut st = conn.prepare_cached(
-        "SELECT r.run_pk, r.status, coalesce(r.step, -1), coalesce(r.heartbeat_at, ''),
+        "SELECT r.run_pk, r.status || (SELECT ' ' || updated_at FROM sweeps WHERE sweep_id = ?1),
+                coalesce(r.step, -1) * 2 + r.in_plan, coalesce(r.heartbeat_at, ''),
                 CASE WHEN r.status = 'running' THEN
                     (SELECT coalesce(sum(n), 0) FROM metric_summaries m WHERE m.run_pk = r.run_pk)
                     + (SELECT count(*) FROM events e WHERE e.run_pk = r.run_pk)
