@@ -807,52 +807,10 @@ fn chart_bench_db(out: Option<&Path>, file: &str) -> Result<(Option<TempDir>, st
     Ok((tmp, db))
 }
 
-/// One GET on loopback (HTTP/1.1, `Connection: close`): status and body.
-pub fn http_get(url: &str, path: &str) -> Result<(u16, Vec<u8>)> {
-    use std::io::{Read, Write as _};
-    let addr = url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    let mut s = std::net::TcpStream::connect(&addr)?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let end = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| anyhow::anyhow!("no HTTP header in the answer to {path}"))?;
-    let head = String::from_utf8_lossy(&buf[..end]).to_string();
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no status in the answer to {path}"))?;
-    let mut body = buf[end + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    Ok((status, body))
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
-        let n = usize::from_str_radix(String::from_utf8_lossy(&b[..i]).trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        let start = i + 2;
-        out.extend_from_slice(&b[start..(start + n).min(b.len())]);
-        b = &b[(start + n + 2).min(b.len())..];
-    }
-    out
+/// One GET on loopback through the server crate's client: status and body.
+fn http_get(url: &str, path: &str) -> Result<(u16, Vec<u8>)> {
+    let a = crate::serve::client::get(url, path)?;
+    Ok((a.status, a.body))
 }
 
 /// Targets of `bench serve` (issue: the sweep page's data under 1 s, one curve under 100 ms).

@@ -72,14 +72,15 @@ fn serve(db: &Path, extra: &[&str]) -> Server {
     }
 }
 
-/// One request, raw (the path is sent exactly as given: no client normalises it).
-struct Resp {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
+/// One request, raw (the path is sent exactly as given: no client normalises it), through the
+/// server crate's loopback client.
+type Resp = simsweep_serve::client::Answer;
+
+trait Json {
+    fn json(&self) -> Value;
 }
 
-impl Resp {
+impl Json for Resp {
     fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(
@@ -89,53 +90,11 @@ impl Resp {
             )
         })
     }
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-        })
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
 }
 
 fn request(addr: &str, method: &str, path: &str, host: Option<&str>) -> Resp {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-        host.unwrap_or(addr)
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let end = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("an HTTP header");
-    let head = String::from_utf8_lossy(&buf[..end]).to_string();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let mut body = buf[end + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = Vec::new();
-        let mut b = &body[..];
-        while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
-            let n =
-                usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap().trim(), 16).unwrap();
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&b[i + 2..i + 2 + n]);
-            b = &b[i + 4 + n..];
-        }
-        body = out;
-    }
-    Resp { status, head, body }
+    simsweep_serve::client::request(addr, method, path, host)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
 /// The status line of the answer to a request written out whole.

@@ -257,10 +257,10 @@ fn legend(
     markers: bool,
 ) -> Vec<LegendEntry> {
     let mut out = Vec::new();
-    if let Some(k) = &d.color {
-        for (i, v) in g.color_values.iter().enumerate() {
+    if d.color.is_some() {
+        for i in 0..g.color_values.len() {
             out.push(LegendEntry::Line {
-                label: format!("{k}={v}"),
+                label: color_label(d, g, i).expect("a colour key"),
                 color: palette(i, g.color_values.len()),
                 dash: 0,
                 marker: markers,
@@ -287,6 +287,13 @@ fn legend(
     out
 }
 
+/// The legend label of colour value `i` (`key=value`); `None` without a colour key.
+fn color_label(d: &Dims, g: &Groups, i: usize) -> Option<String> {
+    d.color
+        .as_ref()
+        .map(|k| format!("{k}={}", g.color_values[i]))
+}
+
 /// The dashboard's tags of a group's series: the runs behind it and the legend entries (colour
 /// value, line style) that stand for it.
 fn tag(s: &mut Series, sweep: &SweepData, d: &Dims, g: &Groups, grp: &Group) {
@@ -302,10 +309,7 @@ fn legend_tags(
     style_labels: &[String],
     style: usize,
 ) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(k) = &d.color {
-        out.push(format!("{k}={}", g.color_values[color]));
-    }
+    let mut out: Vec<String> = color_label(d, g, color).into_iter().collect();
     if style_labels.len() > 1 {
         out.push(style_labels[style].clone());
     }
@@ -567,9 +571,7 @@ fn final_values(
         let mut v: Vec<(f64, Vec<f64>)> = pts.into_values().collect();
         v.sort_by(|a, b| a.0.total_cmp(&b.0));
         let name = [
-            d.color
-                .as_ref()
-                .map(|k| format!("{k}={}", g.color_values[c])),
+            color_label(&d, &g, c),
             (g.style_labels.len() > 1).then(|| g.style_labels[st].clone()),
         ]
         .into_iter()

@@ -251,18 +251,20 @@ const GOALS: &[(&str, Goal)] = &[("max", Goal::Max), ("min", Goal::Min)];
 // ---------------------------------------------------------------------------------------------
 // Lookups that answer 404
 
-fn sweep_info(conn: &Connection, name: &str) -> anyhow::Result<query::SweepInfo> {
-    query::sweep(conn, name).map_err(|e| match e {
+/// A lookup by name whose "no such …" answer (the query layer's bad input) is a 404.
+fn found<T>(r: query::Result<T>) -> anyhow::Result<T> {
+    r.map_err(|e| match e {
         query::Error::Input(m) => ApiError::not_found(m).into(),
         e => e.into(),
     })
 }
 
+fn sweep_info(conn: &Connection, name: &str) -> anyhow::Result<query::SweepInfo> {
+    found(query::sweep(conn, name))
+}
+
 fn run_detail(conn: &Connection, run_id: &str) -> anyhow::Result<query::RunDetail> {
-    query::run_detail(conn, run_id).map_err(|e| match e {
-        query::Error::Input(m) => ApiError::not_found(m).into(),
-        e => e.into(),
-    })
+    found(query::run_detail(conn, run_id))
 }
 
 /// The runs `sel` picks, as the charts read them (plan order).
@@ -522,10 +524,7 @@ async fn best(
 
 /// A metric name the database has, else 404 naming the recorded ones.
 fn known_metric(conn: &Connection, name: &str) -> anyhow::Result<query::Metric> {
-    query::metric(conn, name).map_err(|e| match e {
-        query::Error::Input(m) => ApiError::not_found(m).into(),
-        e => e.into(),
-    })
+    found(query::metric(conn, name))
 }
 
 /// `GET /api/sweeps/{sweep}/figures/{kind}`: a chart of `simsweep plot` as data (panels, axes,

@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod client;
 mod db;
 
 use anyhow::{Context, Result};
@@ -72,15 +73,25 @@ pub fn serve(opts: &Options) -> Result<()> {
         if opts.open {
             open_browser(&url);
         }
-        let app = Arc::new(App {
-                    db: Arc::new(db),
-                    addr,
-                });
-        axum::serve(listener, router(app))
-            .with_graceful_shutdown(shutdown())
+        serve_on(listener, db, shutdown())
             .await
             .context("the server stopped")
     })
+}
+
+/// Answer on `listener` until `stop` completes.
+async fn serve_on(
+    listener: tokio::net::TcpListener,
+    db: Db,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Arc::new(App {
+        db: Arc::new(db),
+        addr: listener.local_addr()?,
+    });
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(stop)
+        .await
 }
 
 fn page_url(addr: SocketAddr) -> String {
@@ -271,18 +282,12 @@ impl Background {
                 let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
                     .await
                     .expect("bind");
-                let addr = listener.local_addr().expect("addr");
-                ready_tx.send(addr).ok();
-                let app = Arc::new(App {
-                    db: Arc::new(db),
-                    addr,
-                });
-                axum::serve(listener, router(app))
-                    .with_graceful_shutdown(async {
-                        rx.await.ok();
-                    })
-                    .await
-                    .ok();
+                ready_tx.send(listener.local_addr().expect("addr")).ok();
+                serve_on(listener, db, async {
+                    rx.await.ok();
+                })
+                .await
+                .ok();
             })
         });
         let addr = ready_rx.recv().context("the server thread did not start")?;
