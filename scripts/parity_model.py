@@ -12,7 +12,16 @@
                          tied weights, LayerNorm.gamma/beta names), vocab.txt only;
         tiny-roberta/    RobertaForMaskedLM, model.safetensors (roberta. prefix, lm_head.*),
                          byte-level BPE tokenizer.json + vocab.json + merges.txt;
-      each with expected.json (token ids and pooled vectors from transformers).
+        tiny-distilbert/ DistilBertForMaskedLM, torch.save'd pytorch_model.bin (distilbert. prefix,
+                         vocab_* head), WordPiece tokenizer.json + vocab.txt;
+        tiny-mpnet/      MPNetForMaskedLM, model.safetensors (mpnet. prefix, lm_head.*), a strong
+                         relative position bias, WordPiece tokenizer with <s> … </s>;
+        tiny-modernbert/ ModernBertForMaskedLM, model.safetensors (model. prefix, head.*,
+                         decoder.*), global and sliding-window layers with two rotary bases,
+                         biases on, byte-level BPE tokenizer.json with [CLS] … [SEP];
+      each with expected.json (token ids and pooled vectors from transformers). The last three
+      also carry SimCSE's MLP (mlp.dense.*), so their expected.json has the `cls` pooler too.
+      (The first two were written before and are not rewritten unless --only names them.)
 
   --check-saved DIR --embeddings JSON [--check-saved DIR2 --embeddings JSON2 ...] [--tol 1e-4]
       Load a checkpoint directory that simsweep's save_pretrained wrote with AutoModel and
@@ -51,12 +60,32 @@ def rounded(rows):
     return [[round(x, 7) for x in row] for row in rows.tolist()]
 
 
-def pool(hidden_states, mask, pooling):
-    """SimCSE's Pooler (avg_first_last with hidden_states[1], the corrected definition)."""
+def states(out):
+    """The hidden states simsweep pools: transformers' hidden_states with the last one replaced by
+    last_hidden_state (the same tensor except for ModernBERT, whose last_hidden_state is after its
+    final norm)."""
+    hs = list(out.hidden_states)
+    hs[-1] = out.last_hidden_state
+    return hs
+
+
+def dropout_off(model_type):
+    """The config keyword arguments that switch every dropout off, by architecture."""
+    return {
+        "distilbert": {"dropout": 0.0, "attention_dropout": 0.0},
+        "modernbert": {"embedding_dropout": 0.0, "attention_dropout": 0.0, "mlp_dropout": 0.0},
+    }.get(model_type, {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0})
+
+
+def pool(hidden_states, mask, pooling, mlp=None):
+    """SimCSE's Pooler (avg_first_last with hidden_states[1], the corrected definition); `cls` is
+    SimCSE's MLP (dense + tanh) on the first token."""
     m = mask.unsqueeze(-1).to(hidden_states[-1].dtype)
     last = hidden_states[-1]
     if pooling == "cls_before_pooler":
         return last[:, 0]
+    if pooling == "cls":
+        return torch.tanh(mlp(last[:, 0]))
     if pooling == "avg":
         h = last
     elif pooling == "avg_top2":
@@ -66,6 +95,19 @@ def pool(hidden_states, mask, pooling):
     else:
         raise SystemExit(f"pooling {pooling} has no reference here")
     return (h * m).sum(1) / m.sum(1)
+
+
+def load_mlp(model_dir):
+    """SimCSE's MLP (mlp.dense.*) as simsweep saved it beside the encoder."""
+    from safetensors.torch import load_file
+
+    sd = load_file(os.path.join(model_dir, "model.safetensors"))
+    w = sd["mlp.dense.weight"]
+    mlp = torch.nn.Linear(w.shape[1], w.shape[0])
+    with torch.no_grad():
+        mlp.weight.copy_(w)
+        mlp.bias.copy_(sd["mlp.dense.bias"])
+    return mlp
 
 
 def embed(model_dir, sentences, max_len, poolings):
@@ -84,7 +126,9 @@ def embed(model_dir, sentences, max_len, poolings):
         [int(t) for t, m in zip(row, mrow) if m]
         for row, mrow in zip(enc["input_ids"].tolist(), enc["attention_mask"].tolist())
     ]
-    pooled = {p: pool(out.hidden_states, enc["attention_mask"], p) for p in poolings}
+    mlp = load_mlp(model_dir) if "cls" in poolings else None
+    with torch.no_grad():
+        pooled = {p: pool(states(out), enc["attention_mask"], p, mlp) for p in poolings}
     return ids, pooled
 
 
@@ -193,7 +237,135 @@ def tiny_roberta(out):
     expected(d, model.roberta, sentences, 16, poolings=POOLINGS)
 
 
-def expected(d, encoder, sentences, max_len, poolings):
+def simcse_mlp(hidden, seed):
+    """SimCSE's MLP (dense H -> H) with seeded non-trivial weights, stored as mlp.dense.*."""
+    torch.manual_seed(seed)
+    mlp = torch.nn.Linear(hidden, hidden)
+    with torch.no_grad():
+        mlp.weight.mul_(3.0)
+        mlp.bias.normal_(0.0, 0.2)
+    return mlp.eval()
+
+
+def jitter(model, scale=0.1):
+    """Make biases and norm parameters non-trivial, so that loading them matters."""
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith("bias") or "norm" in n.lower():
+                p.add_(torch.randn_like(p) * scale)
+
+
+def add_mlp_safetensors(d, mlp):
+    from safetensors.torch import load_file, save_file
+
+    path = os.path.join(d, "model.safetensors")
+    sd = load_file(path)
+    sd["mlp.dense.weight"] = mlp.weight.detach().clone().contiguous()
+    sd["mlp.dense.bias"] = mlp.bias.detach().clone().contiguous()
+    save_file(sd, path, metadata={"format": "pt"})
+
+
+ALL_POOLINGS = POOLINGS + ["cls"]
+WP_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + TINY_WORDS
+
+
+def tiny_distilbert(out):
+    from transformers import DistilBertConfig, DistilBertForMaskedLM, DistilBertTokenizerFast
+
+    d = os.path.join(out, "tiny-distilbert")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "vocab.txt"), "w") as f:
+        f.write("\n".join(WP_VOCAB) + "\n")
+    tok = DistilBertTokenizerFast(vocab_file=os.path.join(d, "vocab.txt"), model_max_length=40)
+    tok.save_pretrained(d)
+    cfg = DistilBertConfig(
+        vocab_size=len(WP_VOCAB), dim=16, n_layers=3, n_heads=2, hidden_dim=40,
+        max_position_embeddings=40, pad_token_id=0, activation="gelu",
+    )
+    torch.manual_seed(3)
+    model = DistilBertForMaskedLM(cfg).eval()
+    jitter(model)
+    cfg.save_pretrained(d)
+    mlp = simcse_mlp(16, 31)
+    sd = model.state_dict()
+    sd["mlp.dense.weight"] = mlp.weight.detach().clone()
+    sd["mlp.dense.bias"] = mlp.bias.detach().clone()
+    torch.save(sd, os.path.join(d, "pytorch_model.bin"))
+    sentences = ["hello world", "a man is playing guitar.", "the quick brown fox jumps over the lazy dogs!", "zebra"]
+    expected(d, model.distilbert, sentences, 12, ALL_POOLINGS, mlp)
+
+
+def tiny_mpnet(out):
+    from transformers import MPNetConfig, MPNetForMaskedLM, MPNetTokenizerFast
+
+    d = os.path.join(out, "tiny-mpnet")
+    os.makedirs(d, exist_ok=True)
+    vocab = ["<s>", "<pad>", "</s>", "<unk>", "[UNK]"] + TINY_WORDS + ["<mask>"]
+    with open(os.path.join(d, "vocab.txt"), "w") as f:
+        f.write("\n".join(vocab) + "\n")
+    tok = MPNetTokenizerFast(vocab_file=os.path.join(d, "vocab.txt"), model_max_length=38)
+    tok.save_pretrained(d)
+    cfg = MPNetConfig(
+        vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=32, max_position_embeddings=40, pad_token_id=1, bos_token_id=0,
+        eos_token_id=2, hidden_act="gelu", relative_attention_num_buckets=32,
+    )
+    torch.manual_seed(4)
+    model = MPNetForMaskedLM(cfg).eval()
+    jitter(model)
+    with torch.no_grad():
+        # A relative position bias large enough to move the attention.
+        model.mpnet.encoder.relative_attention_bias.weight.normal_(0.0, 1.0)
+    model.save_pretrained(d, safe_serialization=True)
+    mlp = simcse_mlp(16, 41)
+    add_mlp_safetensors(d, mlp)
+    long = " ".join(TINY_WORDS[:30])
+    sentences = ["hello world", "a man is playing guitar.", long, "two dogs run across a snowy field chasing a red ball"]
+    expected(d, model.mpnet, sentences, 36, ALL_POOLINGS, mlp)
+
+
+def tiny_modernbert(out):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import ModernBertConfig, ModernBertForMaskedLM, PreTrainedTokenizerFast
+
+    d = os.path.join(out, "tiny-modernbert")
+    os.makedirs(d, exist_ok=True)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    bpe = Tokenizer(models.BPE(unk_token="[UNK]"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, min_frequency=1, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator(SENTENCES[:6] * 3 + [" ".join(TINY_WORDS)], trainer)
+    cls, sep = bpe.token_to_id("[CLS]"), bpe.token_to_id("[SEP]")
+    bpe.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]",
+        unk_token="[UNK]", mask_token="[MASK]", model_max_length=64,
+    )
+    tok.save_pretrained(d)
+    cfg = ModernBertConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=24, num_hidden_layers=4,
+        num_attention_heads=4, max_position_embeddings=64, pad_token_id=tok.pad_token_id,
+        bos_token_id=cls, cls_token_id=cls, eos_token_id=sep, sep_token_id=sep,
+        global_attn_every_n_layers=3, local_attention=6, global_rope_theta=160000.0,
+        local_rope_theta=10000.0, norm_bias=True, attention_bias=True, mlp_bias=True,
+        hidden_activation="gelu", reference_compile=False,
+    )
+    torch.manual_seed(5)
+    model = ModernBertForMaskedLM(cfg, ).eval()
+    jitter(model)
+    model.save_pretrained(d, safe_serialization=True)
+    mlp = simcse_mlp(32, 51)
+    add_mlp_safetensors(d, mlp)
+    sentences = ["A man is playing a guitar.", "Two dogs run.", "The quick brown fox jumps over the lazy dog!",
+                 "Tokenization handles unbelievably long, hyphenated-words and numbers like 3.14159."]
+    expected(d, model.model, sentences, 24, ALL_POOLINGS, mlp)
+
+
+def expected(d, encoder, sentences, max_len, poolings, mlp=None):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(d)
@@ -211,7 +383,7 @@ def expected(d, encoder, sentences, max_len, poolings):
         "max_len": max_len,
         "sentences": sentences,
         "input_ids": ids,
-        "embeddings": {p: rounded(pool(out.hidden_states, enc["attention_mask"], p)) for p in poolings},
+        "embeddings": {p: rounded(pool(states(out), enc["attention_mask"], p, mlp)) for p in poolings},
     }
     with open(os.path.join(d, "expected.json"), "w") as f:
         json.dump(doc, f)
@@ -264,13 +436,16 @@ def check_gradients(model_dir, doc, tol):
     from transformers import AutoModel, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModel.from_pretrained(model_dir, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    with open(os.path.join(model_dir, "config.json")) as f:
+        model_type = json.load(f).get("model_type", "bert")
+    model = AutoModel.from_pretrained(model_dir, **dropout_off(model_type))
     model.train()
     enc = tok(doc["sentences"], padding=True, truncation=True, max_length=doc["max_len"], return_tensors="pt")
     ids = enc["input_ids"].repeat_interleave(2, 0)
     mask = enc["attention_mask"].repeat_interleave(2, 0)
     out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-    z = pool(out.hidden_states, mask, doc["pooling"]).view(len(doc["sentences"]), 2, -1)
+    mlp = load_mlp(model_dir) if doc["pooling"] == "cls" else None
+    z = pool(states(out), mask, doc["pooling"], mlp).view(len(doc["sentences"]), 2, -1)
     sim = torch.nn.functional.cosine_similarity(z[:, 0].unsqueeze(1), z[:, 1].unsqueeze(0), dim=-1) / 0.05
     loss = torch.nn.functional.cross_entropy(sim, torch.arange(len(doc["sentences"])))
     loss.backward()
@@ -310,6 +485,7 @@ def main():
     ap.add_argument("--out", help="output file (--write-fixture) or folder (--write-tiny-fixtures)")
     ap.add_argument("--embeddings", action="append", help="simsweep's embeddings JSON, one per --check-saved")
     ap.add_argument("--tol", type=float, default=1e-4)
+    ap.add_argument("--only", action="append", help="--write-tiny-fixtures: write only this fixture (repeatable)")
     a = ap.parse_args()
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     if a.write_fixture:
@@ -319,8 +495,12 @@ def main():
     elif a.write_tiny_fixtures:
         if not a.out:
             ap.error("--write-tiny-fixtures needs --out")
-        tiny_bert_bin(a.out)
-        tiny_roberta(a.out)
+        writers = {
+            "tiny-bert-bin": tiny_bert_bin, "tiny-roberta": tiny_roberta, "tiny-distilbert": tiny_distilbert,
+            "tiny-mpnet": tiny_mpnet, "tiny-modernbert": tiny_modernbert,
+        }
+        for name in a.only or list(writers):
+            writers[name](a.out)
     else:
         if not a.embeddings or len(a.embeddings) != len(a.check_saved):
             ap.error("each --check-saved needs its --embeddings")

@@ -507,7 +507,7 @@ fn config_json_of_an_unsupported_model() {
     c.expect(
         &["plan", "SWEEP"],
         2,
-        "error: TMP/s.toml:5:14: key `model.path`: TMP/micro-bert/config.json: model_type `gpt2` is not supported (supported: bert, roberta, xlm-roberta)",
+        "error: TMP/s.toml:5:14: key `model.path`: TMP/micro-bert/config.json: model_type `gpt2` is not supported (supported: bert, roberta, xlm-roberta, distilbert, mpnet, modernbert)",
     );
 }
 

@@ -1,8 +1,10 @@
 //! Parity of simsweep's model layer with Hugging Face transformers.
 //!
 //! * Tiny checkpoints in `tests/fixtures/` (written by `scripts/parity_model.py
-//!   --write-tiny-fixtures`) with transformers' outputs beside them: a BERT `pytorch_model.bin`
-//!   and a RoBERTa `model.safetensors` with a byte-level BPE tokenizer. Always run.
+//!   --write-tiny-fixtures`) with transformers' outputs beside them: a BERT `pytorch_model.bin`,
+//!   a RoBERTa `model.safetensors` with a byte-level BPE tokenizer, a DistilBERT
+//!   `pytorch_model.bin`, an MPNet and a ModernBERT `model.safetensors` (the last three with
+//!   SimCSE's MLP, so the `cls` pooler is compared too). Always run.
 //! * all-MiniLM-L6-v2 (`SIMSWEEP_MINILM` = its directory, see `scripts/minilm.sh`) against
 //!   `tests/fixtures/minilm_avg.json` (`scripts/parity_model.py --write-fixture`).
 //! * Checkpoints written by `save_pretrained` loaded back by transformers, when `SIMSWEEP_PYREF`
@@ -160,6 +162,79 @@ fn tiny_roberta_safetensors_matches_transformers() {
     let toks = slow.tokenize(&exp.sentences, exp.max_len).unwrap();
     let ids: Vec<Vec<i64>> = toks.into_iter().map(|t| t.ids).collect();
     assert_eq!(ids, exp.input_ids);
+}
+
+/// A fixture of a new architecture: what loading read and initialised, and every pooler
+/// (`cls` with the checkpoint's SimCSE MLP) against transformers.
+fn check_fixture(name: &str, model_type: ModelType, weights: &str, layers: usize) -> LoadedModel {
+    let dir = fixture(name);
+    let m = pretrained(&dir);
+    assert_eq!(m.config.model_type, model_type);
+    assert_eq!(m.num_layers(), layers);
+    assert_eq!(
+        m.report.weights.as_deref(),
+        Some(dir.join(weights).as_path())
+    );
+    // The checkpoint has every encoder tensor and SimCSE's MLP; only MPNet has a pooler, which
+    // its masked-LM class lacks.
+    let want: Vec<&str> = if model_type.has_pooler() {
+        vec!["pooler.dense.bias", "pooler.dense.weight"]
+    } else {
+        vec![]
+    };
+    assert_eq!(m.report.initialised, want, "{name}");
+    assert!(m.report.unused.is_empty(), "{name}: {:?}", m.report.unused);
+    let exp = read_expected(&dir.join("expected.json"));
+    assert!(exp.embeddings.contains_key("cls"), "{name}: cls reference");
+    assert_eq!(exp.embeddings.len(), 5, "{name}: every pooler");
+    check(&m, &exp, name);
+    m
+}
+
+#[test]
+fn tiny_distilbert_pytorch_bin_matches_transformers() {
+    // torch.save'd state dict with the `distilbert.` prefix and the vocab_* head.
+    let m = check_fixture(
+        "tiny-distilbert",
+        ModelType::DistilBert,
+        "pytorch_model.bin",
+        3,
+    );
+    assert_eq!(m.hidden_size(), 16);
+    assert_eq!(
+        m.config.intermediate_size, 40,
+        "hidden_dim read as intermediate_size"
+    );
+}
+
+#[test]
+fn tiny_mpnet_safetensors_matches_transformers() {
+    // `mpnet.` prefix and lm_head; a relative position bias of N(0, 1) and sentences of up to 36
+    // tokens, so both the exact and the logarithmic buckets matter.
+    let m = check_fixture("tiny-mpnet", ModelType::Mpnet, "model.safetensors", 2);
+    assert_eq!(
+        m.max_tokens(),
+        38,
+        "MPNet's positions start after the padding index 1"
+    );
+    assert_eq!(m.tokenizer.special_tokens().cls, 0, "<s>");
+}
+
+#[test]
+fn tiny_modernbert_safetensors_matches_transformers() {
+    // `model.` prefix, head.* and decoder.*; 4 layers (0 and 3 global, 1 and 2 within ±3
+    // positions), two rotary bases, sentences of up to 24 tokens; byte-level BPE with [CLS].
+    let m = check_fixture(
+        "tiny-modernbert",
+        ModelType::ModernBert,
+        "model.safetensors",
+        4,
+    );
+    assert!(m.config.global_layer(0) && m.config.global_layer(3));
+    assert!(!m.config.global_layer(1) && !m.config.global_layer(2));
+    assert_eq!(m.config.modernbert.local_attention, 6);
+    let cls = m.tokenizer.special_tokens().cls;
+    assert_eq!(m.tokenizer.id_to_token(cls).as_deref(), Some("[CLS]"));
 }
 
 fn minilm() -> Option<PathBuf> {
@@ -322,6 +397,75 @@ fn saved_checkpoints_load_in_transformers() {
         Pooling::Avg,
         tmp.path(),
         "tiny-roberta",
+    ));
+    // The new architectures: their fixtures as loaded (SimCSE's MLP included) and a random
+    // initialisation of each from its config.json with overrides (ModernBERT's without biases, as
+    // the released checkpoints are).
+    for (name, pooling) in [
+        ("tiny-distilbert", Pooling::AvgTop2),
+        ("tiny-mpnet", Pooling::Avg),
+        ("tiny-modernbert", Pooling::AvgFirstLast),
+    ] {
+        saved.push(save_and_reload(
+            &pretrained(&fixture(name)),
+            pooling,
+            tmp.path(),
+            name,
+        ));
+    }
+    let o = ModelOverrides {
+        hidden_size: Some(24),
+        num_attention_heads: Some(3),
+        intermediate_size: Some(20),
+        num_hidden_layers: Some(4),
+        ..Default::default()
+    };
+    for name in ["tiny-distilbert", "tiny-mpnet"] {
+        let m =
+            LoadedModel::load(&fixture(name), Init::Random { seed: 5 }, &o, Device::Cpu).unwrap();
+        saved.push(save_and_reload(
+            &m,
+            Pooling::Avg,
+            tmp.path(),
+            &format!("{name}-random"),
+        ));
+    }
+    let bare = tmp.path().join("modernbert-no-bias");
+    std::fs::create_dir_all(&bare).unwrap();
+    for f in [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+    ] {
+        std::fs::copy(fixture("tiny-modernbert").join(f), bare.join(f)).unwrap();
+    }
+    let mut cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("tiny-modernbert/config.json")).unwrap(),
+    )
+    .unwrap();
+    for k in ["norm_bias", "attention_bias", "mlp_bias"] {
+        cfg[k] = serde_json::Value::Bool(false);
+    }
+    std::fs::write(bare.join("config.json"), cfg.to_string()).unwrap();
+    let o = ModelOverrides {
+        hidden_size: Some(48),
+        num_attention_heads: Some(6),
+        num_hidden_layers: Some(5),
+        ..Default::default()
+    };
+    let m = LoadedModel::load(&bare, Init::Random { seed: 6 }, &o, Device::Cpu).unwrap();
+    assert!(
+        !m.vs
+            .variables()
+            .keys()
+            .any(|k| k.ends_with(".bias") && !k.starts_with("mlp.")),
+        "no biases"
+    );
+    saved.push(save_and_reload(
+        &m,
+        Pooling::Cls,
+        tmp.path(),
+        "tiny-modernbert-random",
     ));
     // MiniLM as loaded (when provisioned).
     if let Some(dir) = minilm() {

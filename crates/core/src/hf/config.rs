@@ -1,12 +1,20 @@
-//! `config.json` of a BERT-family checkpoint, as Hugging Face transformers writes it.
+//! `config.json` of a checkpoint, as Hugging Face transformers writes it, for every architecture
+//! this crate implements: BERT, RoBERTa, XLM-RoBERTa, DistilBERT, MPNet and ModernBERT.
+//!
+//! Each architecture names its settings its own way (DistilBERT's `dim` / `n_layers`, ModernBERT's
+//! `norm_eps` / `embedding_dropout`); [`EncoderConfig`] reads them into one set of canonical fields
+//! (BERT's names) with transformers' defaults for that architecture, keeps every other key verbatim,
+//! and writes the canonical values back under the architecture's own names when a checkpoint is
+//! saved. `model.config.*` overrides use the canonical names ([`ModelOverrides`]) and are mapped the
+//! same way (see [`ModelType::json_keys`]).
 
 use super::error::{ModelError, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::path::Path;
 
-/// The architectures this crate implements; all share BERT's module layout and key names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The architectures this crate implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ModelType {
     /// `bert`: absolute positions 0..T.
     #[serde(rename = "bert")]
@@ -17,12 +25,110 @@ pub enum ModelType {
     /// `xlm-roberta`: as RoBERTa.
     #[serde(rename = "xlm-roberta")]
     XlmRoberta,
+    /// `distilbert`: BERT's embeddings without token types, six post-norm layers of its own layout
+    /// (`transformer.layer.{i}`: `attention.{q,k,v,out}_lin`, `sa_layer_norm`, `ffn.lin1/2`,
+    /// `output_layer_norm`), no pooler.
+    #[serde(rename = "distilbert")]
+    DistilBert,
+    /// `mpnet`: RoBERTa-style positions plus a relative position bias shared by the layers
+    /// (`encoder.relative_attention_bias`), BERT's post-norm layers.
+    #[serde(rename = "mpnet")]
+    Mpnet,
+    /// `modernbert`: token embeddings only, rotary positions (a global and a local base), global
+    /// and sliding-window attention alternating, GeGLU, pre-norm without biases, a final norm.
+    #[serde(rename = "modernbert")]
+    ModernBert,
+}
+
+/// Where a canonical setting lives in one architecture's `config.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonKeys {
+    /// `hidden_size`.
+    pub hidden_size: &'static str,
+    /// `num_hidden_layers`.
+    pub num_hidden_layers: &'static str,
+    /// `num_attention_heads`.
+    pub num_attention_heads: &'static str,
+    /// `intermediate_size`.
+    pub intermediate_size: &'static str,
+    /// `hidden_act`.
+    pub hidden_act: &'static str,
+    /// `hidden_dropout_prob`: every key it is written to (ModernBERT has two).
+    pub hidden_dropout_prob: &'static [&'static str],
+    /// `attention_probs_dropout_prob`.
+    pub attention_probs_dropout_prob: &'static str,
+    /// `layer_norm_eps` (`None`: fixed by the architecture, DistilBERT's 1e-12).
+    pub layer_norm_eps: Option<&'static str>,
 }
 
 impl ModelType {
-    /// RoBERTa-style position ids (`padding_idx + cumsum(mask) * mask`).
+    /// Every architecture, in the order error messages list them.
+    pub const ALL: [ModelType; 6] = [
+        ModelType::Bert,
+        ModelType::Roberta,
+        ModelType::XlmRoberta,
+        ModelType::DistilBert,
+        ModelType::Mpnet,
+        ModelType::ModernBert,
+    ];
+
+    /// The `model_type` of config.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelType::Bert => "bert",
+            ModelType::Roberta => "roberta",
+            ModelType::XlmRoberta => "xlm-roberta",
+            ModelType::DistilBert => "distilbert",
+            ModelType::Mpnet => "mpnet",
+            ModelType::ModernBert => "modernbert",
+        }
+    }
+
+    /// The architecture of a `model_type`, or a message naming the supported ones.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "model_type `{s}` is not supported (supported: {})",
+                    Self::ALL.map(Self::as_str).join(", ")
+                )
+            })
+    }
+
+    /// RoBERTa-style position ids (`padding_idx + cumsum(mask) * mask`): RoBERTa, XLM-R, MPNet.
     pub fn roberta_positions(self) -> bool {
-        !matches!(self, ModelType::Bert)
+        matches!(
+            self,
+            ModelType::Roberta | ModelType::XlmRoberta | ModelType::Mpnet
+        )
+    }
+
+    /// Whether the architecture has a learned position-embedding table (ModernBERT's positions are
+    /// rotary).
+    pub fn position_table(self) -> bool {
+        !matches!(self, ModelType::ModernBert)
+    }
+
+    /// Whether the bare encoder has a pooler layer (`pooler.dense`, kept so checkpoints round-trip;
+    /// SimCSE's poolers do not use it). DistilBERT and ModernBERT have none.
+    pub fn has_pooler(self) -> bool {
+        !matches!(self, ModelType::DistilBert | ModelType::ModernBert)
+    }
+
+    /// Whether the architecture has token-type embeddings (`type_vocab_size`).
+    pub fn token_types(self) -> bool {
+        matches!(
+            self,
+            ModelType::Bert | ModelType::Roberta | ModelType::XlmRoberta
+        )
+    }
+
+    /// Whether the special tokens are RoBERTa's (`<s>`, `</s>`, `<pad>`, …) rather than BERT's
+    /// (`[CLS]`, `[SEP]`, `[PAD]`, …) when the tokenizer files do not name them.
+    pub fn roberta_specials(self) -> bool {
+        self.roberta_positions()
     }
 
     /// The bare-encoder class name transformers uses (`architectures` in a saved config.json).
@@ -31,19 +137,129 @@ impl ModelType {
             ModelType::Bert => "BertModel",
             ModelType::Roberta => "RobertaModel",
             ModelType::XlmRoberta => "XLMRobertaModel",
+            ModelType::DistilBert => "DistilBertModel",
+            ModelType::Mpnet => "MPNetModel",
+            ModelType::ModernBert => "ModernBertModel",
         }
     }
 
-    /// The key prefix the task-head classes put before the encoder's keys (`bert.`, `roberta.`).
+    /// The key prefix the task-head classes put before the encoder's keys (`bert.`, `roberta.`,
+    /// `distilbert.`, `mpnet.`, ModernBERT's `model.`).
     pub fn checkpoint_prefix(self) -> &'static str {
         match self {
             ModelType::Bert => "bert.",
             ModelType::Roberta | ModelType::XlmRoberta => "roberta.",
+            ModelType::DistilBert => "distilbert.",
+            ModelType::Mpnet => "mpnet.",
+            ModelType::ModernBert => "model.",
+        }
+    }
+
+    /// Where the canonical settings live in this architecture's config.json.
+    pub fn json_keys(self) -> JsonKeys {
+        const BERT: JsonKeys = JsonKeys {
+            hidden_size: "hidden_size",
+            num_hidden_layers: "num_hidden_layers",
+            num_attention_heads: "num_attention_heads",
+            intermediate_size: "intermediate_size",
+            hidden_act: "hidden_act",
+            hidden_dropout_prob: &["hidden_dropout_prob"],
+            attention_probs_dropout_prob: "attention_probs_dropout_prob",
+            layer_norm_eps: Some("layer_norm_eps"),
+        };
+        match self {
+            ModelType::Bert | ModelType::Roberta | ModelType::XlmRoberta | ModelType::Mpnet => BERT,
+            ModelType::DistilBert => JsonKeys {
+                hidden_size: "dim",
+                num_hidden_layers: "n_layers",
+                num_attention_heads: "n_heads",
+                intermediate_size: "hidden_dim",
+                hidden_act: "activation",
+                hidden_dropout_prob: &["dropout"],
+                attention_probs_dropout_prob: "attention_dropout",
+                layer_norm_eps: None,
+            },
+            ModelType::ModernBert => JsonKeys {
+                hidden_act: "hidden_activation",
+                hidden_dropout_prob: &["embedding_dropout", "mlp_dropout"],
+                attention_probs_dropout_prob: "attention_dropout",
+                layer_norm_eps: Some("norm_eps"),
+                ..BERT
+            },
+        }
+    }
+
+    /// transformers' defaults for this architecture's config class.
+    fn defaults(self) -> Defaults {
+        let bert = Defaults {
+            vocab_size: 30522,
+            hidden_size: 768,
+            num_hidden_layers: 12,
+            num_attention_heads: 12,
+            intermediate_size: 3072,
+            dropout: 0.1,
+            attention_dropout: 0.1,
+            max_position_embeddings: 512,
+            layer_norm_eps: 1e-12,
+            pad_token_id: 0,
+        };
+        match self {
+            ModelType::Bert => bert,
+            ModelType::Roberta | ModelType::XlmRoberta => Defaults {
+                vocab_size: if self == ModelType::Roberta {
+                    50265
+                } else {
+                    30522
+                },
+                pad_token_id: 1,
+                ..bert
+            },
+            ModelType::DistilBert => Defaults {
+                num_hidden_layers: 6,
+                ..bert
+            },
+            ModelType::Mpnet => Defaults {
+                vocab_size: 30527,
+                max_position_embeddings: 514,
+                pad_token_id: 1,
+                ..bert
+            },
+            ModelType::ModernBert => Defaults {
+                vocab_size: 50368,
+                num_hidden_layers: 22,
+                intermediate_size: 1152,
+                dropout: 0.0,
+                attention_dropout: 0.0,
+                max_position_embeddings: 8192,
+                layer_norm_eps: 1e-5,
+                pad_token_id: 50283,
+                ..bert
+            },
         }
     }
 }
 
-/// The feed-forward activation (`hidden_act`).
+impl std::fmt::Display for ModelType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+struct Defaults {
+    vocab_size: i64,
+    hidden_size: i64,
+    num_hidden_layers: i64,
+    num_attention_heads: i64,
+    intermediate_size: i64,
+    dropout: f64,
+    attention_dropout: f64,
+    max_position_embeddings: i64,
+    layer_norm_eps: f64,
+    pad_token_id: i64,
+}
+
+/// The feed-forward activation (`hidden_act`, DistilBERT's `activation`, ModernBERT's
+/// `hidden_activation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HiddenAct {
     /// Exact GELU, `x Φ(x)` with the error function.
@@ -63,7 +279,34 @@ pub enum HiddenAct {
     Silu,
 }
 
-/// `model.config.*`: overrides of the checkpoint's config.json.
+impl HiddenAct {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "gelu" => HiddenAct::Gelu,
+            "gelu_new" => HiddenAct::GeluNew,
+            "gelu_pytorch_tanh" => HiddenAct::GeluPytorchTanh,
+            "relu" => HiddenAct::Relu,
+            "silu" | "swish" => HiddenAct::Silu,
+            _ => return None,
+        })
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            HiddenAct::Gelu => "gelu",
+            HiddenAct::GeluNew => "gelu_new",
+            HiddenAct::GeluPytorchTanh => "gelu_pytorch_tanh",
+            HiddenAct::Relu => "relu",
+            HiddenAct::Silu => "silu",
+        }
+    }
+}
+
+/// `model.config.*`: overrides of the checkpoint's config.json, under BERT's names whatever the
+/// architecture (mapped by [`ModelType::json_keys`]: DistilBERT's `dim`, `n_layers`, `n_heads`,
+/// `hidden_dim`, `dropout`, `attention_dropout`; ModernBERT's `embedding_dropout` and
+/// `mlp_dropout` for `hidden_dropout_prob`, `attention_dropout` for
+/// `attention_probs_dropout_prob`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ModelOverrides {
@@ -86,96 +329,123 @@ pub const ARCHITECTURE_KEYS: [&str; 5] = [
     "model.config.max_position_embeddings",
 ];
 
-/// A BERT-family `config.json`. Fields this crate does not use are kept in [`BertConfig::extra`]
-/// so that saving writes them back unchanged.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BertConfig {
-    /// `bert`, `roberta` or `xlm-roberta`.
-    #[serde(default = "d_model_type")]
+/// ModernBERT's own settings (`modernbert` only; transformers' defaults otherwise unused).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModernBertSettings {
+    /// Rotary base of the global-attention layers (`global_rope_theta`).
+    pub global_rope_theta: f64,
+    /// Rotary base of the sliding-window layers (`local_rope_theta`; `null`: the global base).
+    pub local_rope_theta: f64,
+    /// Width of the sliding window (`local_attention`): a token attends to those within
+    /// `local_attention / 2` positions on either side.
+    pub local_attention: i64,
+    /// Every n-th layer (from layer 0) attends globally (`global_attn_every_n_layers`).
+    pub global_attn_every_n_layers: i64,
+    /// Dropout inside the MLP, before `Wo` (`mlp_dropout`); [`EncoderConfig::hidden_dropout_prob`]
+    /// is `embedding_dropout`.
+    pub mlp_dropout: f64,
+    /// LayerNorms with biases (`norm_bias`).
+    pub norm_bias: bool,
+    /// `Wqkv` / `Wo` with biases (`attention_bias`).
+    pub attention_bias: bool,
+    /// `Wi` / `Wo` with biases (`mlp_bias`).
+    pub mlp_bias: bool,
+    /// Truncation of the initialisation's normal distribution, in standard deviations
+    /// (`initializer_cutoff_factor`).
+    pub initializer_cutoff_factor: f64,
+}
+
+/// A checkpoint's `config.json`, read into BERT's names (see the module's documentation). Keys this
+/// crate does not use are kept in [`EncoderConfig::extra`] so that saving writes them back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncoderConfig {
+    /// The architecture.
     pub model_type: ModelType,
     /// Rows of the word-embedding matrix.
-    #[serde(default = "d_vocab")]
     pub vocab_size: i64,
-    /// Width of every hidden state.
-    #[serde(default = "d_hidden")]
+    /// Width of every hidden state (DistilBERT's `dim`).
     pub hidden_size: i64,
-    /// Transformer layers.
-    #[serde(default = "d_layers")]
+    /// Transformer layers (DistilBERT's `n_layers`).
     pub num_hidden_layers: i64,
-    /// Attention heads per layer; divides `hidden_size`.
-    #[serde(default = "d_heads")]
+    /// Attention heads per layer; divides `hidden_size` (DistilBERT's `n_heads`).
     pub num_attention_heads: i64,
-    /// Width of the feed-forward inner layer.
-    #[serde(default = "d_intermediate")]
+    /// Width of the feed-forward inner layer (DistilBERT's `hidden_dim`; ModernBERT's `Wi` is
+    /// twice as wide, input and gate).
     pub intermediate_size: i64,
     /// Feed-forward activation.
-    #[serde(default = "d_act")]
     pub hidden_act: HiddenAct,
-    /// Dropout after embeddings, attention output and feed-forward output.
-    #[serde(default = "d_dropout")]
+    /// Dropout on the hidden states: after the embeddings, the attention output and the
+    /// feed-forward output (DistilBERT's `dropout`; ModernBERT's `embedding_dropout`, with
+    /// [`ModernBertSettings::mlp_dropout`] inside its MLP).
     pub hidden_dropout_prob: f64,
-    /// Dropout on the attention probabilities.
-    #[serde(default = "d_dropout")]
+    /// Dropout on the attention probabilities (DistilBERT's and ModernBERT's `attention_dropout`;
+    /// ModernBERT also applies it to the attention output).
     pub attention_probs_dropout_prob: f64,
-    /// Rows of the position-embedding matrix.
-    #[serde(default = "d_positions")]
+    /// Rows of the position-embedding matrix; ModernBERT's longest input (rotary positions).
     pub max_position_embeddings: i64,
-    /// Rows of the token-type-embedding matrix.
-    #[serde(default = "d_types")]
+    /// Rows of the token-type-embedding matrix (BERT, RoBERTa; 0 where there are none).
     pub type_vocab_size: i64,
-    /// LayerNorm epsilon.
-    #[serde(default = "d_eps")]
+    /// LayerNorm epsilon (ModernBERT's `norm_eps`; DistilBERT's fixed 1e-12).
     pub layer_norm_eps: f64,
-    /// Id of the padding token (also RoBERTa's position padding index). `null` in config.json
-    /// means 0, as in transformers' BERT.
-    #[serde(default)]
+    /// Id of the padding token (also the position padding index of RoBERTa and MPNet). `null` in
+    /// config.json means the architecture's default.
     pub pad_token_id: Option<i64>,
     /// Standard deviation of the normal initialisation of weights.
-    #[serde(default = "d_init")]
     pub initializer_range: f64,
+    /// DistilBERT's fixed sinusoidal position embeddings (`sinusoidal_pos_embds`).
+    pub sinusoidal_pos_embds: bool,
+    /// MPNet's relative-position buckets (`relative_attention_num_buckets`).
+    pub relative_attention_num_buckets: i64,
+    /// ModernBERT's settings.
+    pub modernbert: ModernBertSettings,
     /// Every other key of config.json, kept verbatim.
-    #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
-fn d_model_type() -> ModelType {
-    ModelType::Bert
-}
-fn d_vocab() -> i64 {
-    30522
-}
-fn d_hidden() -> i64 {
-    768
-}
-fn d_layers() -> i64 {
-    12
-}
-fn d_heads() -> i64 {
-    12
-}
-fn d_intermediate() -> i64 {
-    3072
-}
-fn d_act() -> HiddenAct {
-    HiddenAct::Gelu
-}
-fn d_dropout() -> f64 {
-    0.1
-}
-fn d_positions() -> i64 {
-    512
-}
-fn d_types() -> i64 {
-    2
-}
-fn d_eps() -> f64 {
-    1e-12
-}
-fn d_init() -> f64 {
-    0.02
+/// Reads typed values out of a config.json object, naming the key in errors.
+struct Reader<'a>(&'a mut Map<String, Value>);
+
+impl Reader<'_> {
+    fn take(&mut self, key: &str) -> Option<Value> {
+        self.0.remove(key).filter(|v| !v.is_null())
+    }
+    fn int(&mut self, key: &str, default: i64) -> Result<i64, String> {
+        match self.take(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_i64()
+                .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+                .ok_or_else(|| format!("key `{key}` must be an integer, found {v}")),
+        }
+    }
+    fn float(&mut self, key: &str, default: f64) -> Result<f64, String> {
+        match self.take(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_f64()
+                .ok_or_else(|| format!("key `{key}` must be a number, found {v}")),
+        }
+    }
+    fn bool(&mut self, key: &str, default: bool) -> Result<bool, String> {
+        match self.take(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| format!("key `{key}` must be true or false, found {v}")),
+        }
+    }
+    fn opt_int(&mut self, key: &str) -> Result<Option<i64>, String> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| format!("key `{key}` must be an integer or null, found {v}")),
+        }
+    }
 }
 
-impl BertConfig {
+impl EncoderConfig {
     /// Read and validate `config.json`; errors name the file.
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -196,32 +466,117 @@ impl BertConfig {
     pub fn from_json(text: &str) -> Result<Self, String> {
         let value: Value =
             serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
-        if let Some(t) = value.get("model_type").and_then(Value::as_str) {
-            if !matches!(t, "bert" | "roberta" | "xlm-roberta") {
-                return Err(format!(
-                    "model_type `{t}` is not supported (supported: bert, roberta, xlm-roberta)"
-                ));
-            }
+        let Value::Object(mut map) = value else {
+            return Err("unexpected content: not a JSON object".into());
+        };
+        let model_type = match map.remove("model_type") {
+            None | Some(Value::Null) => ModelType::Bert,
+            Some(Value::String(s)) => ModelType::parse(&s)?,
+            Some(v) => return Err(format!("key `model_type` must be a string, found {v}")),
+        };
+        let keys = model_type.json_keys();
+        let d = model_type.defaults();
+        let mut r = Reader(&mut map);
+        let hidden_act = match r.take(keys.hidden_act) {
+            None => HiddenAct::Gelu,
+            Some(Value::String(a)) => HiddenAct::parse(&a).ok_or_else(|| {
+                format!(
+                    "{} `{a}` is not supported (supported: gelu, gelu_new, gelu_pytorch_tanh, relu, silu)",
+                    keys.hidden_act
+                )
+            })?,
+            Some(v) => return Err(format!("key `{}` must be a string, found {v}", keys.hidden_act)),
+        };
+        let hidden_dropout_prob = r.float(keys.hidden_dropout_prob[0], d.dropout)?;
+        let mlp_dropout = match keys.hidden_dropout_prob.get(1) {
+            Some(k) => r.float(k, d.dropout)?,
+            None => hidden_dropout_prob,
+        };
+        let global_rope_theta = if model_type == ModelType::ModernBert {
+            r.float("global_rope_theta", 160_000.0)?
+        } else {
+            160_000.0
+        };
+        let mut config = EncoderConfig {
+            model_type,
+            vocab_size: r.int("vocab_size", d.vocab_size)?,
+            hidden_size: r.int(keys.hidden_size, d.hidden_size)?,
+            num_hidden_layers: r.int(keys.num_hidden_layers, d.num_hidden_layers)?,
+            num_attention_heads: r.int(keys.num_attention_heads, d.num_attention_heads)?,
+            intermediate_size: r.int(keys.intermediate_size, d.intermediate_size)?,
+            hidden_act,
+            hidden_dropout_prob,
+            attention_probs_dropout_prob: r
+                .float(keys.attention_probs_dropout_prob, d.attention_dropout)?,
+            max_position_embeddings: r.int("max_position_embeddings", d.max_position_embeddings)?,
+            type_vocab_size: if model_type.token_types() {
+                r.int("type_vocab_size", 2)?
+            } else {
+                0
+            },
+            layer_norm_eps: match keys.layer_norm_eps {
+                Some(k) => r.float(k, d.layer_norm_eps)?,
+                None => d.layer_norm_eps,
+            },
+            pad_token_id: r.opt_int("pad_token_id")?,
+            initializer_range: r.float("initializer_range", 0.02)?,
+            sinusoidal_pos_embds: model_type == ModelType::DistilBert
+                && r.bool("sinusoidal_pos_embds", false)?,
+            relative_attention_num_buckets: if model_type == ModelType::Mpnet {
+                r.int("relative_attention_num_buckets", 32)?
+            } else {
+                32
+            },
+            modernbert: ModernBertSettings {
+                global_rope_theta,
+                local_rope_theta: 10_000.0,
+                local_attention: 128,
+                global_attn_every_n_layers: 3,
+                mlp_dropout,
+                norm_bias: false,
+                attention_bias: false,
+                mlp_bias: false,
+                initializer_cutoff_factor: 2.0,
+            },
+            extra: Map::new(),
+        };
+        if model_type == ModelType::ModernBert {
+            let m = &mut config.modernbert;
+            m.local_rope_theta = r.float("local_rope_theta", global_rope_theta)?;
+            m.local_attention = r.int("local_attention", 128)?;
+            m.global_attn_every_n_layers = r.int("global_attn_every_n_layers", 3)?;
+            m.norm_bias = r.bool("norm_bias", false)?;
+            m.attention_bias = r.bool("attention_bias", false)?;
+            m.mlp_bias = r.bool("mlp_bias", false)?;
+            m.initializer_cutoff_factor = r.float("initializer_cutoff_factor", 2.0)?;
         }
-        if let Some(a) = value.get("hidden_act").and_then(Value::as_str) {
-            if !matches!(
-                a,
-                "gelu" | "gelu_new" | "gelu_pytorch_tanh" | "relu" | "silu" | "swish"
-            ) {
-                return Err(format!(
-                    "hidden_act `{a}` is not supported (supported: gelu, gelu_new, gelu_pytorch_tanh, relu, silu)"
-                ));
-            }
-        }
-        let config: BertConfig =
-            serde_json::from_value(value).map_err(|e| format!("unexpected content: {e}"))?;
+        config.extra = map;
         config.validate()?;
         Ok(config)
     }
 
-    /// The padding token id (`pad_token_id`, 0 when absent).
+    /// The padding token id (`pad_token_id`, the architecture's default when absent).
     pub fn pad_id(&self) -> i64 {
-        self.pad_token_id.unwrap_or(0)
+        self.pad_token_id
+            .unwrap_or(self.model_type.defaults().pad_token_id)
+    }
+
+    /// The padding index of RoBERTa-style positions (and of the position table): `pad_token_id`
+    /// for RoBERTa and XLM-R; 1 for MPNet, whose embeddings fix it at 1 whatever the config says
+    /// (as transformers' `MPNetEmbeddings`).
+    pub fn position_padding_idx(&self) -> i64 {
+        match self.model_type {
+            ModelType::Mpnet => 1,
+            _ => self.pad_id(),
+        }
+    }
+
+    /// The row of the word embeddings that padding uses (and that receives no gradient).
+    pub fn word_padding_idx(&self) -> i64 {
+        match self.model_type {
+            ModelType::Mpnet => 1,
+            _ => self.pad_id(),
+        }
     }
 
     /// Width of one attention head.
@@ -232,23 +587,45 @@ impl BertConfig {
     /// The longest input (tokens, specials included) the position embeddings allow.
     pub fn max_tokens(&self) -> i64 {
         if self.model_type.roberta_positions() {
-            self.max_position_embeddings - self.pad_id() - 1
+            self.max_position_embeddings - self.position_padding_idx() - 1
         } else {
             self.max_position_embeddings
         }
     }
 
-    /// Check the values are usable; the message names the offending key.
+    /// Whether ModernBERT's layer `i` attends globally (else within its sliding window).
+    pub fn global_layer(&self, i: i64) -> bool {
+        i % self.modernbert.global_attn_every_n_layers == 0
+    }
+
+    /// Check the values are usable; the message names the offending key (the architecture's
+    /// own name for it).
     pub fn validate(&self) -> Result<(), String> {
-        let positive = [
+        let keys = self.model_type.json_keys();
+        let mut positive = vec![
             ("vocab_size", self.vocab_size),
-            ("hidden_size", self.hidden_size),
-            ("num_hidden_layers", self.num_hidden_layers),
-            ("num_attention_heads", self.num_attention_heads),
-            ("intermediate_size", self.intermediate_size),
+            (keys.hidden_size, self.hidden_size),
+            (keys.num_hidden_layers, self.num_hidden_layers),
+            (keys.num_attention_heads, self.num_attention_heads),
+            (keys.intermediate_size, self.intermediate_size),
             ("max_position_embeddings", self.max_position_embeddings),
-            ("type_vocab_size", self.type_vocab_size),
         ];
+        if self.model_type.token_types() {
+            positive.push(("type_vocab_size", self.type_vocab_size));
+        }
+        if self.model_type == ModelType::Mpnet {
+            positive.push((
+                "relative_attention_num_buckets",
+                self.relative_attention_num_buckets,
+            ));
+        }
+        if self.model_type == ModelType::ModernBert {
+            positive.push((
+                "global_attn_every_n_layers",
+                self.modernbert.global_attn_every_n_layers,
+            ));
+            positive.push(("local_attention", self.modernbert.local_attention));
+        }
         for (k, v) in positive {
             if v < 1 {
                 return Err(format!("{k} must be at least 1, found {v}"));
@@ -256,24 +633,48 @@ impl BertConfig {
         }
         if self.hidden_size % self.num_attention_heads != 0 {
             return Err(format!(
-                "num_attention_heads ({}) must divide hidden_size ({})",
-                self.num_attention_heads, self.hidden_size
+                "{} ({}) must divide {} ({})",
+                keys.num_attention_heads,
+                self.num_attention_heads,
+                keys.hidden_size,
+                self.hidden_size
             ));
         }
-        for (k, p) in [
-            ("hidden_dropout_prob", self.hidden_dropout_prob),
+        if self.model_type == ModelType::ModernBert && self.head_size() % 2 != 0 {
+            return Err(format!(
+                "rotary positions need an even head width: hidden_size {} / num_attention_heads {} = {}",
+                self.hidden_size,
+                self.num_attention_heads,
+                self.head_size()
+            ));
+        }
+        if self.model_type == ModelType::Mpnet && self.relative_attention_num_buckets < 32 {
+            // transformers' MPNet always buckets relative positions into 32 (its
+            // `compute_position_bias` ignores the setting), so the table needs 32 rows.
+            return Err(format!(
+                "relative_attention_num_buckets must be at least 32 (MPNet buckets relative positions into 32), found {}",
+                self.relative_attention_num_buckets
+            ));
+        }
+        let mut probs = vec![
+            (keys.hidden_dropout_prob[0], self.hidden_dropout_prob),
             (
-                "attention_probs_dropout_prob",
+                keys.attention_probs_dropout_prob,
                 self.attention_probs_dropout_prob,
             ),
-        ] {
+        ];
+        if let Some(k) = keys.hidden_dropout_prob.get(1) {
+            probs.push((k, self.modernbert.mlp_dropout));
+        }
+        for (k, p) in probs {
             if !(0.0..1.0).contains(&p) {
                 return Err(format!("{k} must be in [0, 1), found {p}"));
             }
         }
         if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
             return Err(format!(
-                "layer_norm_eps must be positive, found {}",
+                "{} must be positive, found {}",
+                keys.layer_norm_eps.unwrap_or("layer_norm_eps"),
                 self.layer_norm_eps
             ));
         }
@@ -282,6 +683,18 @@ impl BertConfig {
                 "initializer_range must be non-negative, found {}",
                 self.initializer_range
             ));
+        }
+        if self.model_type == ModelType::ModernBert {
+            let m = &self.modernbert;
+            for (k, v) in [
+                ("global_rope_theta", m.global_rope_theta),
+                ("local_rope_theta", m.local_rope_theta),
+                ("initializer_cutoff_factor", m.initializer_cutoff_factor),
+            ] {
+                if v.is_nan() || v <= 0.0 {
+                    return Err(format!("{k} must be positive, found {v}"));
+                }
+            }
         }
         let pad = self.pad_id();
         if pad < 0 || pad >= self.vocab_size {
@@ -292,15 +705,18 @@ impl BertConfig {
         }
         if self.model_type.roberta_positions() && self.max_tokens() < 1 {
             return Err(format!(
-                "max_position_embeddings ({}) leaves no positions after the padding index {pad}",
-                self.max_position_embeddings
+                "max_position_embeddings ({}) leaves no positions after the padding index {}",
+                self.max_position_embeddings,
+                self.position_padding_idx()
             ));
         }
-        if let Some(p) = self.extra.get("position_embedding_type") {
-            if p.as_str() != Some("absolute") {
-                return Err(format!(
-                    "position_embedding_type {p} is not supported (only \"absolute\")"
-                ));
+        if self.model_type.token_types() || self.model_type == ModelType::Mpnet {
+            if let Some(p) = self.extra.get("position_embedding_type") {
+                if p.as_str() != Some("absolute") {
+                    return Err(format!(
+                        "position_embedding_type {p} is not supported (only \"absolute\")"
+                    ));
+                }
             }
         }
         Ok(())
@@ -326,6 +742,7 @@ impl BertConfig {
         }
         if let Some(v) = o.hidden_dropout_prob {
             self.hidden_dropout_prob = v;
+            self.modernbert.mlp_dropout = v;
         }
         if let Some(v) = o.attention_probs_dropout_prob {
             self.attention_probs_dropout_prob = v;
@@ -334,23 +751,98 @@ impl BertConfig {
             .map_err(|e| format!("after model.config overrides: {e}"))
     }
 
+    /// The config.json object: every key kept from the source, the settings under the
+    /// architecture's own names.
+    pub fn to_json(&self) -> Map<String, Value> {
+        let keys = self.model_type.json_keys();
+        let mut m = self.extra.clone();
+        let mut put = |k: &str, v: Value| {
+            m.insert(k.to_string(), v);
+        };
+        put("model_type", Value::from(self.model_type.as_str()));
+        put("vocab_size", Value::from(self.vocab_size));
+        put(keys.hidden_size, Value::from(self.hidden_size));
+        put(keys.num_hidden_layers, Value::from(self.num_hidden_layers));
+        put(
+            keys.num_attention_heads,
+            Value::from(self.num_attention_heads),
+        );
+        put(keys.intermediate_size, Value::from(self.intermediate_size));
+        put(keys.hidden_act, Value::from(self.hidden_act.as_str()));
+        put(
+            keys.hidden_dropout_prob[0],
+            Value::from(self.hidden_dropout_prob),
+        );
+        if let Some(k) = keys.hidden_dropout_prob.get(1) {
+            put(k, Value::from(self.modernbert.mlp_dropout));
+        }
+        put(
+            keys.attention_probs_dropout_prob,
+            Value::from(self.attention_probs_dropout_prob),
+        );
+        put(
+            "max_position_embeddings",
+            Value::from(self.max_position_embeddings),
+        );
+        if self.model_type.token_types() {
+            put("type_vocab_size", Value::from(self.type_vocab_size));
+        }
+        if let Some(k) = keys.layer_norm_eps {
+            put(k, Value::from(self.layer_norm_eps));
+        }
+        put(
+            "pad_token_id",
+            self.pad_token_id.map(Value::from).unwrap_or(Value::Null),
+        );
+        put("initializer_range", Value::from(self.initializer_range));
+        match self.model_type {
+            ModelType::DistilBert => put(
+                "sinusoidal_pos_embds",
+                Value::Bool(self.sinusoidal_pos_embds),
+            ),
+            ModelType::Mpnet => put(
+                "relative_attention_num_buckets",
+                Value::from(self.relative_attention_num_buckets),
+            ),
+            ModelType::ModernBert => {
+                let s = &self.modernbert;
+                put("global_rope_theta", Value::from(s.global_rope_theta));
+                put("local_rope_theta", Value::from(s.local_rope_theta));
+                put("local_attention", Value::from(s.local_attention));
+                put(
+                    "global_attn_every_n_layers",
+                    Value::from(s.global_attn_every_n_layers),
+                );
+                put("norm_bias", Value::Bool(s.norm_bias));
+                put("attention_bias", Value::Bool(s.attention_bias));
+                put("mlp_bias", Value::Bool(s.mlp_bias));
+                put(
+                    "initializer_cutoff_factor",
+                    Value::from(s.initializer_cutoff_factor),
+                );
+            }
+            _ => {}
+        }
+        m
+    }
+
     /// The JSON written to a saved checkpoint's `config.json`: every field (unknown ones kept),
     /// `architectures` naming the bare encoder class the weights belong to.
     pub fn to_json_pretty(&self) -> String {
-        let mut c = self.clone();
-        c.extra.insert(
+        let mut m = self.to_json();
+        m.insert(
             "architectures".into(),
             Value::Array(vec![Value::from(self.model_type.architecture())]),
         );
-        c.extra.insert("torch_dtype".into(), Value::from("float32"));
+        m.insert("torch_dtype".into(), Value::from("float32"));
         // Serialising plain data into a JSON value cannot fail.
-        serde_json::to_string_pretty(&c).unwrap_or_default()
+        serde_json::to_string_pretty(&Value::Object(m)).unwrap_or_default()
     }
 }
 
 /// The `model.config.*` keys that change the architecture (and hence the weights' shapes) and are
 /// set in `o` to a value different from `config`'s.
-pub fn architecture_overrides(config: &BertConfig, o: &ModelOverrides) -> Vec<String> {
+pub fn architecture_overrides(config: &EncoderConfig, o: &ModelOverrides) -> Vec<String> {
     let pairs = [
         (o.hidden_size, config.hidden_size),
         (o.num_hidden_layers, config.num_hidden_layers),
@@ -379,7 +871,7 @@ mod tests {
 
     #[test]
     fn parses_defaults_and_keeps_unknown_fields() {
-        let c = BertConfig::from_json(MINI).unwrap();
+        let c = EncoderConfig::from_json(MINI).unwrap();
         assert_eq!(c.hidden_size, 32);
         assert_eq!(c.max_position_embeddings, 512);
         assert_eq!(c.layer_norm_eps, 1e-12);
@@ -388,28 +880,28 @@ mod tests {
         assert_eq!(saved["gradient_checkpointing"], Value::Bool(false));
         assert_eq!(saved["architectures"][0], "BertModel");
         assert_eq!(saved["hidden_act"], "gelu");
-        let again = BertConfig::from_json(&c.to_json_pretty()).unwrap();
+        let again = EncoderConfig::from_json(&c.to_json_pretty()).unwrap();
         assert_eq!(again.hidden_size, c.hidden_size);
         assert_eq!(again.extra["gradient_checkpointing"], Value::Bool(false));
     }
 
     #[test]
     fn rejects_unsupported() {
-        let e = BertConfig::from_json(r#"{"model_type": "gpt2"}"#).unwrap_err();
+        let e = EncoderConfig::from_json(r#"{"model_type": "gpt2"}"#).unwrap_err();
         assert!(e.contains("model_type `gpt2`"), "{e}");
-        let e = BertConfig::from_json(r#"{"hidden_act": "quick_gelu"}"#).unwrap_err();
+        let e = EncoderConfig::from_json(r#"{"hidden_act": "quick_gelu"}"#).unwrap_err();
         assert!(e.contains("hidden_act `quick_gelu`"), "{e}");
-        let e =
-            BertConfig::from_json(r#"{"hidden_size": 30, "num_attention_heads": 4}"#).unwrap_err();
+        let e = EncoderConfig::from_json(r#"{"hidden_size": 30, "num_attention_heads": 4}"#)
+            .unwrap_err();
         assert!(e.contains("must divide"), "{e}");
         let e =
-            BertConfig::from_json(r#"{"position_embedding_type": "relative_key"}"#).unwrap_err();
+            EncoderConfig::from_json(r#"{"position_embedding_type": "relative_key"}"#).unwrap_err();
         assert!(e.contains("position_embedding_type"), "{e}");
     }
 
     #[test]
     fn overrides_apply_and_validate() {
-        let mut c = BertConfig::from_json(MINI).unwrap();
+        let mut c = EncoderConfig::from_json(MINI).unwrap();
         let o = ModelOverrides {
             hidden_dropout_prob: Some(0.3),
             num_hidden_layers: Some(4),
@@ -429,7 +921,7 @@ mod tests {
 
     #[test]
     fn roberta_max_tokens() {
-        let c = BertConfig::from_json(
+        let c = EncoderConfig::from_json(
             r#"{"model_type": "roberta", "max_position_embeddings": 514, "pad_token_id": 1}"#,
         )
         .unwrap();

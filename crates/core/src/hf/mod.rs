@@ -7,7 +7,8 @@ pub mod error;
 pub mod geometry;
 pub mod tokenizer;
 
-pub use config::{architecture_overrides, BertConfig, HiddenAct, ModelType};
+pub use config::{architecture_overrides, EncoderConfig, HiddenAct, ModelType};
+
 pub use error::{ModelError, Result, ShapeMismatch};
 pub use tokenizer::{PaddedBatch, SpecialTokens, TokenizedSentence, Tokenizer};
 
@@ -88,7 +89,7 @@ pub fn shards(index: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// The checkpoint's tokenizer, checked against its config (ids within the vocabulary; RoBERTa's pad id).
-pub fn tokenizer_for(dir: &Path, config: &BertConfig) -> Result<Tokenizer> {
+pub fn tokenizer_for(dir: &Path, config: &EncoderConfig) -> Result<Tokenizer> {
     let tokenizer = Tokenizer::from_dir(dir, config.model_type)?;
     let max_id = tokenizer.max_id();
     if max_id >= config.vocab_size {
@@ -100,7 +101,13 @@ pub fn tokenizer_for(dir: &Path, config: &BertConfig) -> Result<Tokenizer> {
             ),
         ));
     }
-    if config.model_type.roberta_positions() && tokenizer.special_tokens().pad != config.pad_id() {
+    // RoBERTa's positions skip the padding id; MPNet's embeddings fix theirs at 1 whatever the
+    // tokenizer pads with (transformers' MPNet), so only RoBERTa and XLM-R need the two to agree.
+    let roberta = matches!(
+        config.model_type,
+        ModelType::Roberta | ModelType::XlmRoberta
+    );
+    if roberta && tokenizer.special_tokens().pad != config.pad_id() {
         return Err(ModelError::tokenizer(
             dir,
             format!(
@@ -119,7 +126,7 @@ pub fn check_dir(dir: &Path, weights: bool) -> Result<()> {
     if !dir.is_dir() {
         return Err(ModelError::MissingDir(dir.to_path_buf()));
     }
-    let config = BertConfig::from_file(&dir.join("config.json"))?;
+    let config = EncoderConfig::from_file(&dir.join("config.json"))?;
     tokenizer_for(dir, &config)?;
     if !weights {
         return Ok(());

@@ -416,11 +416,10 @@ struct SpecialNames {
 
 impl SpecialNames {
     fn resolve(model_type: ModelType, config: Option<&Value>, map: Option<&Value>) -> Self {
-        let (cls, sep, pad, unk, mask) = match model_type {
-            ModelType::Bert => ("[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]"),
-            ModelType::Roberta | ModelType::XlmRoberta => {
-                ("<s>", "</s>", "<pad>", "<unk>", "<mask>")
-            }
+        let (cls, sep, pad, unk, mask) = if model_type.roberta_specials() {
+            ("<s>", "</s>", "<pad>", "<unk>", "<mask>")
+        } else {
+            ("[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]")
         };
         let get = |key: &str, default: &str| {
             [map, config]

@@ -1,9 +1,9 @@
 //! Reading checkpoints into a [`LoadedModel`], seeded initialisation, and atomic saving.
 
-use super::config::{architecture_overrides, BertConfig};
+use super::config::{architecture_overrides, EncoderConfig};
 use super::error::{ModelError, Result, ShapeMismatch};
 use super::pooling::MlpLayer;
-use super::{torch_pickle, Init, LoadReport, LoadedModel};
+use super::{torch_pickle, Init, LoadReport, LoadedModel, VarInit};
 use crate::hf::{check_safetensors, shards, tokenizer_for};
 use crate::spec::config::ModelOverrides;
 use std::borrow::Cow;
@@ -12,18 +12,26 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use tch::{nn, Device, Kind, Tensor};
 
-/// Key prefixes of transformers' task-head classes, stripped from the encoder's keys.
-const PREFIXES: [&str; 2] = ["bert.", "roberta."];
+/// Key prefixes of transformers' task-head classes, stripped from the encoder's keys (BERT's,
+/// RoBERTa's, DistilBERT's, MPNet's and ModernBERT's `base_model_prefix`).
+const PREFIXES: [&str; 5] = ["bert.", "roberta.", "distilbert.", "mpnet.", "model."];
 
 /// Checkpoint tensors that are expected not to match: heads and buffers.
 fn is_ignorable(key: &str) -> bool {
-    const HEADS: [&str; 6] = [
+    const HEADS: [&str; 11] = [
         "cls.",
         "lm_head.",
         "classifier.",
         "qa_outputs.",
         "pre_classifier.",
         "dropout.",
+        // DistilBertForMaskedLM
+        "vocab_transform.",
+        "vocab_layer_norm.",
+        "vocab_projector.",
+        // ModernBertForMaskedLM
+        "head.",
+        "decoder.",
     ];
     HEADS.iter().any(|h| key.starts_with(h)) || key.ends_with("position_ids")
 }
@@ -228,35 +236,32 @@ fn var_seed(seed: i64, name: &str) -> i64 {
     (h >> 1) as i64
 }
 
-/// Initialise the named variables as transformers' `_init_weights` does, from `seed`. Values are
-/// drawn on the CPU, so they are the same on every device.
-fn init_vars(vs: &nn::VarStore, config: &BertConfig, seed: i64, names: &[String]) -> Result<()> {
+/// Initialise the named variables as transformers' `_init_weights` does for the architecture
+/// ([`super::var_init`]), from `seed`. Values are drawn on the CPU, so they are the same on every
+/// device.
+fn init_vars(vs: &nn::VarStore, config: &EncoderConfig, seed: i64, names: &[String]) -> Result<()> {
     let vars = vs.variables();
-    let std = config.initializer_range;
-    let pad = config.pad_id();
     tch::no_grad(|| -> Result<()> {
         for name in names {
             let Some(var) = vars.get(name) else { continue };
             let shape = var.size();
             let cpu = (Kind::Float, Device::Cpu);
-            let value = if name.contains("LayerNorm.") {
-                if name.ends_with(".weight") {
-                    Tensor::ones(&shape, cpu)
-                } else {
-                    Tensor::zeros(&shape, cpu)
+            let value = match super::var_init(config, name) {
+                VarInit::Ones => Tensor::ones(&shape, cpu),
+                VarInit::Zeros => Tensor::zeros(&shape, cpu),
+                VarInit::Normal { std, zero_row } => {
+                    tch::manual_seed(var_seed(seed, name));
+                    let w = Tensor::randn(&shape, cpu) * std;
+                    if let Some(row) = zero_row.filter(|&r| r >= 0 && r < shape[0]) {
+                        let _ = w.get(row).fill_(0.0);
+                    }
+                    w
                 }
-            } else if name.ends_with(".bias") {
-                Tensor::zeros(&shape, cpu)
-            } else {
-                tch::manual_seed(var_seed(seed, name));
-                let w = Tensor::randn(&shape, cpu) * std;
-                let padded = name == "embeddings.word_embeddings.weight"
-                    || (name == "embeddings.position_embeddings.weight"
-                        && config.model_type.roberta_positions());
-                if padded && pad < shape[0] {
-                    let _ = w.get(pad).fill_(0.0);
+                VarInit::TruncNormal { std, cutoff } => {
+                    tch::manual_seed(var_seed(seed, name));
+                    trunc_normal(&shape, std, cutoff)
                 }
-                w
+                VarInit::Sinusoidal => sinusoidal(shape[0], shape[1]),
             };
             var.shallow_clone()
                 .f_copy_(&value)
@@ -264,6 +269,33 @@ fn init_vars(vs: &nn::VarStore, config: &BertConfig, seed: i64, names: &[String]
         }
         Ok(())
     })
+}
+
+/// `N(0, std)` truncated to `[−cutoff·std, cutoff·std]` by inverse-CDF sampling, as PyTorch's
+/// `nn.init.trunc_normal_`.
+fn trunc_normal(shape: &[i64], std: f64, cutoff: f64) -> Tensor {
+    let cdf = |x: f64| {
+        (1.0 + Tensor::from(x / std::f64::consts::SQRT_2)
+            .erf()
+            .double_value(&[]))
+            / 2.0
+    };
+    let (lo, hi) = (cdf(-cutoff), cdf(cutoff));
+    let u =
+        Tensor::empty(shape, (Kind::Float, Device::Cpu)).uniform_(2.0 * lo - 1.0, 2.0 * hi - 1.0);
+    (u.erfinv() * (std * std::f64::consts::SQRT_2)).clamp(-cutoff * std, cutoff * std)
+}
+
+/// DistilBERT's fixed position table: `pos / 10000^(2⌊j/2⌋/dim)`, sine at even `j`, cosine at odd.
+fn sinusoidal(rows: i64, dim: i64) -> Tensor {
+    let mut v = Vec::with_capacity((rows * dim) as usize);
+    for pos in 0..rows {
+        for j in 0..dim {
+            let angle = pos as f64 / 10000f64.powf((2 * (j / 2)) as f64 / dim as f64);
+            v.push(if j % 2 == 0 { angle.sin() } else { angle.cos() } as f32);
+        }
+    }
+    Tensor::from_slice(&v).view([rows, dim])
 }
 
 pub(super) fn load(
@@ -277,7 +309,7 @@ pub(super) fn load(
         return Err(ModelError::MissingDir(dir.to_path_buf()));
     }
     let config_path = dir.join("config.json");
-    let mut config = BertConfig::from_file(&config_path)?;
+    let mut config = EncoderConfig::from_file(&config_path)?;
     if let Init::Pretrained { .. } = init {
         let arch = architecture_overrides(&config, overrides);
         if !arch.is_empty() {

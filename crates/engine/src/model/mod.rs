@@ -1,9 +1,10 @@
-//! BERT-family sentence encoders in tch: Hugging Face checkpoint loading and saving, seeded random
-//! initialisation, the tokenizer, and SimCSE's poolers.
+//! Sentence encoders in tch — BERT, RoBERTa, XLM-R ([`bert`]), DistilBERT ([`distilbert`]), MPNet
+//! ([`mpnet`]) and ModernBERT ([`modernbert`]): Hugging Face checkpoint loading and saving, seeded
+//! random initialisation, the tokenizer, and SimCSE's poolers.
 //!
 //! ```text
 //! LoadedModel::load(dir, Init, &ModelOverrides, device)
-//!   ├─ config.json ─▶ BertConfig (+ overrides)
+//!   ├─ config.json ─▶ EncoderConfig (+ overrides)
 //!   ├─ tokenizer.json | vocab.txt | vocab.json+merges.txt ─▶ Tokenizer
 //!   ├─ VarStore: BertModel at the root (HF key names), MlpLayer under `mlp.dense`
 //!   └─ model.safetensors | pytorch_model.bin (or sharded) ─▶ variables; the rest seeded
@@ -14,8 +15,12 @@
 //! ```
 
 pub mod bert;
+pub mod distilbert;
 pub mod dropout;
+mod layers;
 mod load;
+pub mod modernbert;
+pub mod mpnet;
 pub mod pooling;
 mod torch_pickle;
 // config.json, the errors and the tokenizer need no libtorch: they live in the core (`plan` checks
@@ -23,13 +28,14 @@ mod torch_pickle;
 pub use crate::hf::{config, error, tokenizer};
 
 pub use bert::BertModel;
-pub use config::{BertConfig, HiddenAct, ModelType};
+pub use config::{EncoderConfig, HiddenAct, ModelType};
 pub use error::{ModelError, Result, ShapeMismatch};
 pub use pooling::{MlpLayer, Pooler, Pooling};
 pub use tokenizer::{PaddedBatch, SpecialTokens, TokenizedSentence, Tokenizer};
 
 /// A transformer encoder: token ids to every hidden state. Each architecture is one module
-/// implementing this (BERT and RoBERTa: [`bert`]) and one arm of [`build_encoder`]; loading,
+/// implementing this ([`bert`], [`distilbert`], [`mpnet`], [`modernbert`]) and one arm of
+/// [`build_encoder`] and of [`var_init`]; loading,
 /// saving, pooling, the trainer, the probes and the evaluation see only this interface and the
 /// variables it registers under Hugging Face's key names.
 pub trait Encoder: std::fmt::Debug + Send {
@@ -42,6 +48,7 @@ pub trait Encoder: std::fmt::Debug + Send {
     fn forward_t(&self, batch: &EncodedBatch, train: bool) -> Vec<Tensor>;
 }
 
+/// BERT, RoBERTa and XLM-R.
 impl Encoder for BertModel {
     fn num_layers(&self) -> usize {
         BertModel::num_layers(self)
@@ -61,10 +68,85 @@ impl Encoder for BertModel {
 /// The encoder `config.json` describes, its variables created under `root` with the
 /// architecture's Hugging Face key names. The registry of architectures: a new one is a module
 /// implementing [`Encoder`] and an arm here (with its `model_type` in [`ModelType`]).
-pub fn build_encoder(root: &nn::Path, config: &BertConfig) -> Box<dyn Encoder> {
+pub fn build_encoder(root: &nn::Path, config: &EncoderConfig) -> Box<dyn Encoder> {
     match config.model_type {
         ModelType::Bert | ModelType::Roberta | ModelType::XlmRoberta => {
             Box::new(BertModel::new(root, config))
+        }
+        ModelType::DistilBert => Box::new(distilbert::DistilBertModel::new(root, config)),
+        ModelType::Mpnet => Box::new(mpnet::MpnetModel::new(root, config)),
+        ModelType::ModernBert => Box::new(modernbert::ModernBertModel::new(root, config)),
+    }
+}
+
+/// How random initialisation fills one variable, as the architecture's `_init_weights` in
+/// transformers does (values are drawn from the run's seed and the variable's name).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum VarInit {
+    /// LayerNorm weights.
+    Ones,
+    /// Biases, LayerNorm biases.
+    Zeros,
+    /// `N(0, std)`, with row `zero_row` (an embedding's padding index) set to 0.
+    Normal {
+        /// Standard deviation.
+        std: f64,
+        /// The padding row, zeroed.
+        zero_row: Option<i64>,
+    },
+    /// `N(0, std)` truncated to `±cutoff·std` (ModernBERT's `trunc_normal_`).
+    TruncNormal {
+        /// Standard deviation.
+        std: f64,
+        /// Truncation, in standard deviations.
+        cutoff: f64,
+    },
+    /// DistilBERT's fixed sinusoidal position table.
+    Sinusoidal,
+}
+
+/// The initialisation of the variable `name` (a Hugging Face key, or SimCSE's `mlp.dense.*`).
+pub fn var_init(c: &EncoderConfig, name: &str) -> VarInit {
+    let module = name.rsplit('.').nth(1).unwrap_or("");
+    let is_norm = module == "LayerNorm" || module.ends_with("norm");
+    let std = c.initializer_range;
+    if is_norm {
+        return if name.ends_with(".weight") {
+            VarInit::Ones
+        } else {
+            VarInit::Zeros
+        };
+    }
+    if name.ends_with(".bias") {
+        return VarInit::Zeros;
+    }
+    match c.model_type {
+        ModelType::ModernBert if !name.starts_with("mlp.") => {
+            let cutoff = c.modernbert.initializer_cutoff_factor;
+            let out = module == "Wo";
+            VarInit::TruncNormal {
+                std: if out {
+                    std / (2.0 * c.num_hidden_layers as f64).sqrt()
+                } else {
+                    std
+                },
+                cutoff,
+            }
+        }
+        ModelType::DistilBert
+            if c.sinusoidal_pos_embds && name == "embeddings.position_embeddings.weight" =>
+        {
+            VarInit::Sinusoidal
+        }
+        _ => {
+            let zero_row = match name {
+                "embeddings.word_embeddings.weight" => Some(c.word_padding_idx()),
+                "embeddings.position_embeddings.weight" if c.model_type.roberta_positions() => {
+                    Some(c.position_padding_idx())
+                }
+                _ => None,
+            };
+            VarInit::Normal { std, zero_row }
         }
     }
 }
@@ -195,7 +277,7 @@ pub struct LoadedModel {
     /// Every trainable variable: the encoder under HF key names, the MLP under `mlp.dense`.
     pub vs: nn::VarStore,
     /// config.json with the overrides applied.
-    pub config: BertConfig,
+    pub config: EncoderConfig,
     /// The checkpoint's tokenizer.
     pub tokenizer: Tokenizer,
     /// The encoder (see [`Encoder`]).
