@@ -1,5 +1,6 @@
 """The reference training loop of `simsweep bench train`: unsupervised SimCSE as the SimCSE code runs
-it (PyTorch eager mode, `transformers` BertModel, in-batch InfoNCE over two dropout views in one
+it (PyTorch eager mode, the `transformers` model class of the geometry's `model_type`: BertModel,
+DistilBertModel, MPNetModel or ModernBertModel, without pooler; in-batch InfoNCE over two dropout views in one
 forward pass, AdamW with linear decay and gradient clipping at 1.0 as HF Trainer does), on exactly
 the token ids simsweep trains on (one example per line, in order, written by the benchmark).
 
@@ -14,7 +15,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from transformers import BertConfig, BertModel
+from transformers import AutoConfig, AutoModel
 
 
 def main() -> None:
@@ -37,8 +38,18 @@ def main() -> None:
     torch.manual_seed(a.seed)
     device = torch.device(a.device)
     with open(a.config) as f:
-        config = BertConfig(**json.load(f), attn_implementation=a.attn)
-    model = BertModel(config, add_pooling_layer=False).to(device)
+        settings = json.load(f)
+    model_type = settings.pop("model_type", "bert")
+    config = AutoConfig.for_model(model_type, **settings)
+    # The encoders with a pooler layer leave it out, as SimCSE's average pooling does not use it.
+    extra = {"add_pooling_layer": False} if model_type in ("bert", "roberta", "xlm-roberta", "mpnet") else {}
+    try:
+        model = AutoModel.from_config(config, attn_implementation=a.attn, **extra).to(device)
+    except ValueError as e:
+        # transformers' MPNet has no SDPA path: the eager attention is what its users run.
+        if "attention implementation" not in str(e) or a.attn == "eager":
+            raise
+        model = AutoModel.from_config(config, attn_implementation="eager", **extra).to(device)
     model.train()
     with open(a.ids) as f:
         examples = [[int(t) for t in line.split()] for line in f if line.strip()]
@@ -103,6 +114,8 @@ def main() -> None:
                 "padded_tokens": padded,
                 "parameters": sum(p.numel() for p in model.parameters()),
                 "torch": torch.__version__,
+                "model_class": type(model).__name__,
+                "attn": model.config._attn_implementation,
                 "threads": torch.get_num_threads(),
                 "loss": loss.item(),
             }

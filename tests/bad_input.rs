@@ -512,6 +512,34 @@ fn config_json_of_an_unsupported_model() {
 }
 
 #[test]
+fn config_json_of_other_architectures_is_checked_under_their_own_names() {
+    // DistilBERT names its sizes dim / n_heads; ModernBERT's window is local_attention. `plan`
+    // reads them as loading does and names the architecture's key.
+    for (config, message) in [
+        (
+            r#"{"model_type": "distilbert", "vocab_size": 30522, "dim": 30, "n_heads": 4, "n_layers": 1, "hidden_dim": 64}"#,
+            "n_heads (4) must divide dim (30)",
+        ),
+        (
+            r#"{"model_type": "modernbert", "vocab_size": 30522, "hidden_size": 32, "num_attention_heads": 2, "num_hidden_layers": 1, "pad_token_id": 0, "local_attention": "wide"}"#,
+            "key `local_attention` must be an integer, found \"wide\"",
+        ),
+        (
+            r#"{"model_type": "mpnet", "vocab_size": 30522, "hidden_size": 32, "num_attention_heads": 2, "num_hidden_layers": 1, "relative_attention_num_buckets": 8}"#,
+            "relative_attention_num_buckets must be at least 32 (MPNet buckets relative positions into 32), found 8",
+        ),
+    ] {
+        let c = Case::new(&doc("", GRID), true);
+        std::fs::write(c.path("micro-bert/config.json"), config).unwrap();
+        c.expect(
+            &["plan", "SWEEP"],
+            2,
+            &format!("error: TMP/s.toml:5:14: key `model.path`: TMP/micro-bert/config.json: {message}"),
+        );
+    }
+}
+
+#[test]
 fn corrupt_tokenizer_json() {
     let c = Case::new(&doc("", GRID), true);
     std::fs::write(

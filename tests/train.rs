@@ -370,3 +370,143 @@ probe.layers = "all"
     let l1: f64 = c.query_row("SELECT value FROM metric_values WHERE metric = 'effective_rank' AND layer = 1 AND step = 12", [], |r| r.get(0)).unwrap();
     assert!((own - l1).abs() < 1e-6 * own.abs(), "{own} vs {l1}");
 }
+
+/// One sweep over the encoders: `model.path` swept across the tiny transformers-written
+/// checkpoints of every architecture (BERT `pytorch_model.bin`, RoBERTa, DistilBERT, MPNet,
+/// ModernBERT), all trained, evaluated, probed at every layer and checkpointed by the same code.
+#[test]
+fn one_sweep_trains_every_architecture() {
+    let Some(data) = data_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = common::repo().join("tests/fixtures");
+    let archs = [
+        ("tiny-bert-bin", "bert", 2),
+        ("tiny-roberta", "roberta", 2),
+        ("tiny-distilbert", "distilbert", 3),
+        ("tiny-mpnet", "mpnet", 2),
+        ("tiny-modernbert", "modernbert", 4),
+    ];
+    let paths: Vec<String> = archs
+        .iter()
+        .map(|(d, _, _)| format!("{:?}", fixtures.join(d).display().to_string()))
+        .collect();
+    let sweep = dir.path().join("m.toml");
+    std::fs::write(
+        &sweep,
+        format!(
+            r#"
+[sweep]
+name = "encoders"
+[base]
+model.pooling = "cls"
+model.mlp_only_train = true
+model.config.hidden_dropout_prob = 0.1   # ModernBERT's checkpoints have none: SimCSE needs it
+data.train = ["wiki1m_for_simcse.head.txt"]
+data.max_examples = 200
+train.batch_size = 8
+train.max_len = 24
+train.steps = 12
+train.lr = 1e-4
+train.checkpoint_every = 12
+eval.every = 6
+eval.tasks = ["stsb_dev"]
+probe.every = 6
+probe.size = 64
+probe.layers = "all"
+[grid]
+"model.path" = [{}]
+"#,
+            paths.join(", ")
+        ),
+    )
+    .unwrap();
+    let db = dir.path().join("r.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_simsweep"))
+        .args([
+            "--db",
+            &db.display().to_string(),
+            "--data-dir",
+            &data.display().to_string(),
+            "run",
+            &sweep.display().to_string(),
+            "--device",
+            "cpu",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = Connection::open(&db).unwrap();
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM runs WHERE status = 'done'"),
+        5
+    );
+    for (name, model_type, layers) in archs {
+        let path = fixtures.join(name).display().to_string();
+        let (pk, config): (i64, String) = c
+            .query_row(
+                "SELECT run_pk, config_json FROM runs WHERE json_extract(config_json, '$.\"model.path\"') = ?1",
+                [&path],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(config.contains(name));
+        let value = |metric: &str, layer: i64, step: i64| -> Option<f64> {
+            c.query_row(
+                "SELECT m.value FROM metric_values m JOIN runs r USING (run_id) WHERE r.run_pk = ?1 AND m.metric = ?2 AND m.layer = ?3 AND m.step = ?4",
+                rusqlite::params![pk, metric, layer, step],
+                |r| r.get(0),
+            )
+            .ok()
+        };
+        // Training losses at every step, finite and moving (dropout makes the two views differ).
+        let losses: Vec<f64> = (1..=12)
+            .map(|s| value("loss", -1, s).unwrap_or_else(|| panic!("{name}: loss at {s}")))
+            .collect();
+        assert!(
+            losses.iter().all(|l| l.is_finite() && *l > 0.0),
+            "{name}: {losses:?}"
+        );
+        // STS-B dev at 6 and 12, a Spearman correlation.
+        for s in [6, 12] {
+            let v = value("stsb_dev", -1, s).unwrap_or_else(|| panic!("{name}: stsb_dev at {s}"));
+            assert!((-100.0..=100.0).contains(&v), "{name}: {v}");
+        }
+        // Probes at every hidden state 0..=L and none beyond.
+        for layer in 0..=layers {
+            assert!(
+                value("uniformity", layer, 12).is_some(),
+                "{name}: uniformity at layer {layer}"
+            );
+        }
+        assert!(value("uniformity", layers + 1, 12).is_none(), "{name}");
+        // The checkpoint is the architecture's own Hugging Face layout, dropout under its names.
+        let ckpt: String = c
+            .query_row(
+                "SELECT path FROM checkpoints WHERE run_pk = ?1 ORDER BY kind LIMIT 1",
+                [pk],
+                |r| r.get(0),
+            )
+            .unwrap_or_else(|e| panic!("{name}: no checkpoint: {e}"));
+        let ckpt = std::path::Path::new(&ckpt);
+        let ckpt = if ckpt.join("config.json").is_file() {
+            ckpt.to_path_buf()
+        } else {
+            ckpt.join("model")
+        };
+        let saved: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(ckpt.join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(saved["model_type"], model_type, "{name}");
+        let dropout_key = match model_type {
+            "distilbert" => "dropout",
+            "modernbert" => "embedding_dropout",
+            _ => "hidden_dropout_prob",
+        };
+        assert_eq!(saved[dropout_key], 0.1, "{name}: {saved}");
+    }
+}

@@ -53,6 +53,8 @@ pub struct Options {
 struct Measure {
     steps: usize,
     secs: f64,
+    /// The reference's model class and attention implementation, as it reports them.
+    about: Option<String>,
 }
 
 /// Nominal dense peaks (FLOP/s) by GPU name and precision: bf16/fp16 tensor cores, TF32 tensor
@@ -191,7 +193,12 @@ fn prepare(o: &Options, tmp: &Path) -> Result<Prepared> {
     let parameters = count(&|_| true);
     // Model FLOPs count the matrix products: the embedding tables are looked up, not multiplied,
     // and the pooler and SimCSE's MLP are not used by average pooling.
-    let flop_parameters = count(&|n| n.starts_with("encoder."));
+    let flop_parameters = count(&|n| {
+        !(n.starts_with("embeddings.")
+            || n.starts_with("pooler.")
+            || n.starts_with("mlp.")
+            || n.ends_with("relative_attention_bias.weight"))
+    });
     let tok = crate::tokcache::build(
         std::slice::from_ref(&train_file),
         "lines",
@@ -310,6 +317,7 @@ fn run_simsweep(
         Measure {
             steps: (s1 - s0) as usize,
             secs: (t1 - t0).as_secs_f64(),
+            about: None,
         },
         summary,
     ))
@@ -350,9 +358,14 @@ fn run_reference(p: &Prepared, o: &Options, script: &Path) -> Result<Measure> {
             p.tokens
         );
     }
+    let about = match (v["model_class"].as_str(), v["attn"].as_str()) {
+        (Some(class), Some(attn)) => Some(format!("{class}, {attn} attention")),
+        _ => None,
+    };
     Ok(Measure {
         steps: v["steps"].as_u64().unwrap_or(0) as usize,
         secs: v["secs"].as_f64().unwrap_or(f64::NAN),
+        about,
     })
 }
 
@@ -408,6 +421,11 @@ pub fn train(o: &Options) -> Result<f64> {
     };
     for _ in 0..o.repeat.max(1) {
         let m = run_reference(&p, o, &script)?;
+        if refs.is_empty() {
+            if let Some(about) = &m.about {
+                println!("  reference model: transformers {about}");
+            }
+        }
         show("reference (PyTorch eager)", &m);
         refs.push(rate(&m));
         let (m, _) = run_simsweep(&p, o, true, false)?;

@@ -161,7 +161,8 @@ pub enum EngineBench {
     /// eager mode) on the same geometry, batch, max_len, precision, threads and token ids, in one
     /// invocation: sentences/s, tokens/s, the ratio simsweep / reference, model FLOP utilisation.
     Train {
-        /// minilm (6×384), bert-base (12×768), bert-large, tiny, or a path to a config.json.
+        /// minilm (6×384), bert-base (12×768), bert-large, tiny, distilbert-base, mpnet-base,
+        /// modernbert-base, or a path to a config.json.
         #[arg(long, default_value = "minilm")]
         geometry: String,
         #[arg(long, default_value_t = 64)]

@@ -542,7 +542,12 @@ impl EncoderConfig {
         };
         if model_type == ModelType::ModernBert {
             let m = &mut config.modernbert;
-            m.local_rope_theta = r.float("local_rope_theta", global_rope_theta)?;
+            // Absent: transformers' default 10 000; `null`: the global base (as its attention does).
+            let local_default = match r.0.get("local_rope_theta") {
+                Some(Value::Null) => global_rope_theta,
+                _ => 10_000.0,
+            };
+            m.local_rope_theta = r.float("local_rope_theta", local_default)?;
             m.local_attention = r.int("local_attention", 128)?;
             m.global_attn_every_n_layers = r.int("global_attn_every_n_layers", 3)?;
             m.norm_bias = r.bool("norm_bias", false)?;
@@ -889,6 +894,10 @@ mod tests {
     fn rejects_unsupported() {
         let e = EncoderConfig::from_json(r#"{"model_type": "gpt2"}"#).unwrap_err();
         assert!(e.contains("model_type `gpt2`"), "{e}");
+        assert!(
+            e.contains("supported: bert, roberta, xlm-roberta, distilbert, mpnet, modernbert"),
+            "{e}"
+        );
         let e = EncoderConfig::from_json(r#"{"hidden_act": "quick_gelu"}"#).unwrap_err();
         assert!(e.contains("hidden_act `quick_gelu`"), "{e}");
         let e = EncoderConfig::from_json(r#"{"hidden_size": 30, "num_attention_heads": 4}"#)
@@ -927,5 +936,161 @@ mod tests {
         .unwrap();
         assert_eq!(c.max_tokens(), 512);
         assert!(c.model_type.roberta_positions());
+    }
+
+    #[test]
+    fn distilbert_names_are_read_and_written_back() {
+        let text = r#"{"model_type": "distilbert", "vocab_size": 100, "dim": 32, "n_layers": 3,
+            "n_heads": 4, "hidden_dim": 48, "activation": "relu", "dropout": 0.2,
+            "attention_dropout": 0.15, "max_position_embeddings": 64, "sinusoidal_pos_embds": true,
+            "qa_dropout": 0.1, "seq_classif_dropout": 0.2, "pad_token_id": 0}"#;
+        let mut c = EncoderConfig::from_json(text).unwrap();
+        assert_eq!(
+            (
+                c.hidden_size,
+                c.num_hidden_layers,
+                c.num_attention_heads,
+                c.intermediate_size
+            ),
+            (32, 3, 4, 48)
+        );
+        assert_eq!(c.hidden_act, HiddenAct::Relu);
+        assert_eq!(
+            (c.hidden_dropout_prob, c.attention_probs_dropout_prob),
+            (0.2, 0.15)
+        );
+        assert_eq!(c.layer_norm_eps, 1e-12);
+        assert_eq!(c.type_vocab_size, 0);
+        assert!(c.sinusoidal_pos_embds);
+        assert!(!c.model_type.has_pooler() && !c.model_type.token_types());
+        // Overrides under BERT's names land on DistilBERT's.
+        c.apply(&ModelOverrides {
+            hidden_size: Some(64),
+            hidden_dropout_prob: Some(0.3),
+            attention_probs_dropout_prob: Some(0.05),
+            ..Default::default()
+        })
+        .unwrap();
+        let saved: Value = serde_json::from_str(&c.to_json_pretty()).unwrap();
+        assert_eq!(saved["dim"], 64);
+        assert_eq!(saved["dropout"], 0.3);
+        assert_eq!(saved["attention_dropout"], 0.05);
+        assert_eq!(saved["activation"], "relu");
+        assert_eq!(saved["qa_dropout"], 0.1, "unknown keys kept");
+        assert_eq!(saved["architectures"][0], "DistilBertModel");
+        for bert_name in [
+            "hidden_size",
+            "hidden_dropout_prob",
+            "type_vocab_size",
+            "layer_norm_eps",
+        ] {
+            assert!(
+                saved.get(bert_name).is_none(),
+                "no BERT name {bert_name} in {saved}"
+            );
+        }
+        assert_eq!(EncoderConfig::from_json(&c.to_json_pretty()).unwrap(), {
+            let mut again = EncoderConfig::from_json(&c.to_json_pretty()).unwrap();
+            again.extra.remove("architectures");
+            again.extra.remove("torch_dtype");
+            again
+                .extra
+                .insert("architectures".into(), saved["architectures"].clone());
+            again
+                .extra
+                .insert("torch_dtype".into(), saved["torch_dtype"].clone());
+            again
+        });
+        let e =
+            EncoderConfig::from_json(r#"{"model_type": "distilbert", "dim": 30, "n_heads": 4}"#)
+                .unwrap_err();
+        assert!(e.contains("n_heads (4) must divide dim (30)"), "{e}");
+        let e =
+            EncoderConfig::from_json(r#"{"model_type": "distilbert", "dim": "wide"}"#).unwrap_err();
+        assert!(e.contains("key `dim` must be an integer"), "{e}");
+    }
+
+    #[test]
+    fn modernbert_settings_and_dropout_mapping() {
+        let c = EncoderConfig::from_json(r#"{"model_type": "modernbert"}"#).unwrap();
+        // transformers' ModernBertConfig defaults.
+        assert_eq!(
+            (c.vocab_size, c.hidden_size, c.num_hidden_layers),
+            (50368, 768, 22)
+        );
+        assert_eq!(
+            (c.intermediate_size, c.max_position_embeddings),
+            (1152, 8192)
+        );
+        assert_eq!((c.pad_id(), c.layer_norm_eps), (50283, 1e-5));
+        let m = &c.modernbert;
+        assert_eq!(
+            (m.global_rope_theta, m.local_rope_theta),
+            (160000.0, 10000.0)
+        );
+        assert_eq!((m.local_attention, m.global_attn_every_n_layers), (128, 3));
+        assert!(!m.norm_bias && !m.attention_bias && !m.mlp_bias);
+        assert_eq!(
+            (
+                c.hidden_dropout_prob,
+                m.mlp_dropout,
+                c.attention_probs_dropout_prob
+            ),
+            (0.0, 0.0, 0.0)
+        );
+        assert!(c.global_layer(0) && !c.global_layer(1) && !c.global_layer(2) && c.global_layer(3));
+        assert_eq!(c.max_tokens(), 8192);
+        // `local_rope_theta: null` means the global base, as in transformers.
+        let c2 = EncoderConfig::from_json(
+            r#"{"model_type": "modernbert", "local_rope_theta": null, "global_rope_theta": 5000.0}"#,
+        )
+        .unwrap();
+        assert_eq!(c2.modernbert.local_rope_theta, 5000.0);
+        // hidden_dropout_prob sets both of ModernBERT's hidden dropouts.
+        let mut c = c;
+        c.apply(&ModelOverrides {
+            hidden_dropout_prob: Some(0.1),
+            attention_probs_dropout_prob: Some(0.05),
+            ..Default::default()
+        })
+        .unwrap();
+        let saved: Value = serde_json::from_str(&c.to_json_pretty()).unwrap();
+        assert_eq!(saved["embedding_dropout"], 0.1);
+        assert_eq!(saved["mlp_dropout"], 0.1);
+        assert_eq!(saved["attention_dropout"], 0.05);
+        assert_eq!(saved["norm_eps"], 1e-5);
+        assert_eq!(saved["hidden_activation"], "gelu");
+        assert_eq!(saved["architectures"][0], "ModernBertModel");
+        assert!(
+            saved.get("hidden_dropout_prob").is_none() && saved.get("layer_norm_eps").is_none()
+        );
+        let e = EncoderConfig::from_json(
+            r#"{"model_type": "modernbert", "hidden_size": 36, "num_attention_heads": 4}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("even head width"), "{e}");
+        let e = EncoderConfig::from_json(r#"{"model_type": "modernbert", "mlp_dropout": 1.5}"#)
+            .unwrap_err();
+        assert!(e.contains("mlp_dropout must be in [0, 1)"), "{e}");
+    }
+
+    #[test]
+    fn mpnet_positions_and_buckets() {
+        let c = EncoderConfig::from_json(r#"{"model_type": "mpnet"}"#).unwrap();
+        assert_eq!(
+            (c.vocab_size, c.max_position_embeddings, c.pad_id()),
+            (30527, 514, 1)
+        );
+        assert_eq!(c.max_tokens(), 512);
+        assert_eq!(c.relative_attention_num_buckets, 32);
+        assert!(c.model_type.roberta_positions() && c.model_type.has_pooler());
+        // The padding index of MPNet's positions is 1 whatever pad_token_id says.
+        let c = EncoderConfig::from_json(r#"{"model_type": "mpnet", "pad_token_id": 0}"#).unwrap();
+        assert_eq!((c.position_padding_idx(), c.max_tokens()), (1, 512));
+        let e = EncoderConfig::from_json(
+            r#"{"model_type": "mpnet", "relative_attention_num_buckets": 16}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("at least 32"), "{e}");
     }
 }

@@ -143,18 +143,18 @@ const fn key(
 /// The settings, grouped by section, in the order the documentation lists them.
 pub static KEYS: &[KeySpec] = &[
     // ---- model
-    key("model.path", Kind::Str, None, "Hugging Face model directory (config.json, model.safetensors or pytorch_model.bin, tokenizer.json or vocab.txt). Relative paths resolve against the sweep file's folder. Exactly one of model.path / model.hub."),
+    key("model.path", Kind::Str, None, "Hugging Face model directory (config.json, model.safetensors or pytorch_model.bin, tokenizer.json or vocab.txt) of a BERT, RoBERTa, XLM-R, DistilBERT, MPNet or ModernBERT checkpoint (config.json's `model_type`; docs/models.md). Relative paths resolve against the sweep file's folder. Exactly one of model.path / model.hub; either may be swept to compare encoders in one sweep."),
     key("model.hub", Kind::Str, None, "Hub id (e.g. `bert-base-uncased`), resolved offline from the Hugging Face cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub)."),
     key("model.init", Kind::Choice(&["pretrained", "random"]), Some("\"pretrained\""), "`pretrained` loads the checkpoint's weights; `random` builds the architecture from its config.json (with model.config.* overrides) and initialises it from the run's seed."),
     key("model.pooling", Kind::Choice(POOLERS), Some("\"cls\""), "Sentence pooler, as SimCSE defines them: cls (with the MLP in training), cls_before_pooler, avg, avg_top2, avg_first_last (layer 1 + last)."),
     key("model.mlp_only_train", Kind::Bool, Some("false"), "With pooling = cls: use the MLP in training only and drop it at evaluation (SimCSE's unsupervised setting)."),
-    key("model.config.hidden_size", int(1, 65_536), None, "Override of config.json (random init only)."),
-    key("model.config.num_hidden_layers", int(1, 256), None, "Override of config.json (random init only)."),
-    key("model.config.num_attention_heads", int(1, 1024), None, "Override of config.json (random init only); must divide hidden_size."),
-    key("model.config.intermediate_size", int(1, 1 << 20), None, "Override of config.json (random init only)."),
+    key("model.config.hidden_size", int(1, 65_536), None, "Override of config.json (random init only); DistilBERT's `dim`."),
+    key("model.config.num_hidden_layers", int(1, 256), None, "Override of config.json (random init only); DistilBERT's `n_layers`."),
+    key("model.config.num_attention_heads", int(1, 1024), None, "Override of config.json (random init only); must divide hidden_size; DistilBERT's `n_heads`."),
+    key("model.config.intermediate_size", int(1, 1 << 20), None, "Override of config.json (random init only); DistilBERT's `hidden_dim`, ModernBERT's GeGLU width."),
     key("model.config.max_position_embeddings", int(2, 1 << 20), None, "Override of config.json (random init only)."),
-    key("model.config.hidden_dropout_prob", PROB, None, "Override of config.json; with unsupervised SimCSE this is the augmentation (SimCSE Table 2 sweeps it)."),
-    key("model.config.attention_probs_dropout_prob", PROB, None, "Override of config.json."),
+    key("model.config.hidden_dropout_prob", PROB, None, "Override of config.json; with unsupervised SimCSE this is the augmentation (SimCSE Table 2 sweeps it). DistilBERT's `dropout`; ModernBERT's `embedding_dropout` and `mlp_dropout` (0 in its checkpoints: set it for SimCSE)."),
+    key("model.config.attention_probs_dropout_prob", PROB, None, "Override of config.json; DistilBERT's and ModernBERT's `attention_dropout` (ModernBERT applies it to the attention output too)."),
     // ---- data
     key("data.train", Kind::StrList, None, "Training files (required), relative to the data directory (--data-dir / SIMSWEEP_DATA_DIR) unless absolute. Tokenized once per content, tokenizer and `train.max_len` into the token cache, which later runs and processes map (`simsweep cache`, docs/cli.md)."),
     key("data.format", Kind::Choice(DATA_FORMATS), Some("\"auto\""), "`lines`: one sentence per line (wiki1m_for_simcse.txt); `nli_csv`: SimCSE's nli_for_simcse.csv (sent0, sent1, hard_neg); `snli`: SentEval's s1.*/s2.*/labels.* (name the s1 file). `auto` picks by file name (.csv → nli_csv, s1.* → snli, else lines)."),

@@ -656,3 +656,157 @@ fn pretrained_weights_are_read_once_per_process_and_reread_when_changed() {
     let fresh = LoadedModel::load(&ckpt, Init::Pretrained { seed: 1 }, &o, Device::Cpu).unwrap();
     vars_equal(&c, &fresh);
 }
+
+/// The tiny transformers-written checkpoints of the architectures beside BERT.
+const NEW_ARCHS: [(&str, ModelType); 3] = [
+    ("tiny-distilbert", ModelType::DistilBert),
+    ("tiny-mpnet", ModelType::Mpnet),
+    ("tiny-modernbert", ModelType::ModernBert),
+];
+
+#[test]
+fn every_architecture_drops_out_only_in_training_and_pads_with_zeros() {
+    let _rng = rng_lock();
+    for (name, model_type) in NEW_ARCHS {
+        let dir = repo().join("tests/fixtures").join(name);
+        // ModernBERT's checkpoints have no dropout; the override switches SimCSE's on.
+        let o = ModelOverrides {
+            hidden_dropout_prob: Some(0.1),
+            attention_probs_dropout_prob: Some(0.1),
+            ..Default::default()
+        };
+        let m = LoadedModel::load(&dir, Init::Pretrained { seed: 3 }, &o, Device::Cpu).unwrap();
+        assert_eq!(m.config.model_type, model_type);
+        let b = m.encode(&SENTENCES, 16).unwrap();
+        let eval1 = m.forward_t(&b, false);
+        let eval2 = m.forward_t(&b, false);
+        assert_eq!(
+            eval1.len(),
+            m.num_layers() + 1,
+            "{name}: L + 1 hidden states"
+        );
+        for (x, y) in eval1.iter().zip(&eval2) {
+            assert!(x.equal(y), "{name}: evaluation is deterministic");
+        }
+        let t1 = m.forward_t(&b, true);
+        let t2 = m.forward_t(&b, true);
+        let last = m.num_layers();
+        assert!(
+            max_abs_diff(&t1[last], &t2[last]) > 1e-4,
+            "{name}: two training passes differ (dropout is on)"
+        );
+        assert!(max_abs_diff(&t1[last], &eval1[last]) > 1e-4, "{name}");
+        // Padded positions hold zeros in every hidden state.
+        let pads = b.attention_mask.unsqueeze(-1).to_kind(Kind::Float).neg() + 1.0;
+        for h in &eval1 {
+            assert_eq!((h * &pads).abs().sum(Kind::Float).double_value(&[]), 0.0);
+        }
+        // With every dropout at 0 a training pass is the evaluation pass.
+        let off = ModelOverrides {
+            hidden_dropout_prob: Some(0.0),
+            attention_probs_dropout_prob: Some(0.0),
+            ..Default::default()
+        };
+        let m0 = LoadedModel::load(&dir, Init::Pretrained { seed: 3 }, &off, Device::Cpu).unwrap();
+        let a = m0.forward_t(&b, true);
+        let e = m0.forward_t(&b, false);
+        assert!(max_abs_diff(&a[last], &e[last]) < 1e-6, "{name}");
+    }
+}
+
+#[test]
+fn random_init_follows_each_architectures_init_weights() {
+    let _rng = rng_lock();
+    // ModernBERT: truncated normals (±2σ), σ = 0.02 in, 0.02 / √(2L) for both Wo; norms 1, no
+    // biases; the padding row not zeroed (transformers re-draws the whole table).
+    let dir = repo().join("tests/fixtures/tiny-modernbert");
+    let o = ModelOverrides {
+        hidden_size: Some(64),
+        num_hidden_layers: Some(8),
+        num_attention_heads: Some(4),
+        intermediate_size: Some(256),
+        ..Default::default()
+    };
+    let m = LoadedModel::load(&dir, Init::Random { seed: 9 }, &o, Device::Cpu).unwrap();
+    let vars = m.vs.variables();
+    let std_of = |k: &str| {
+        let t = &vars[k];
+        let bound = t.abs().max().double_value(&[]);
+        (t.std(true).double_value(&[]), bound)
+    };
+    // A normal truncated at ±2σ has standard deviation 0.8796σ.
+    let (s_in, b_in) = std_of("layers.1.mlp.Wi.weight");
+    assert!((s_in / 0.02 - 0.8796).abs() < 0.02, "Wi σ {s_in}");
+    assert!(b_in <= 2.0 * 0.02 + 1e-7, "Wi truncated at 2σ: {b_in}");
+    let out = 0.02 / (16f64).sqrt();
+    let (s_out, b_out) = std_of("layers.2.attn.Wo.weight");
+    assert!((s_out / out - 0.8796).abs() < 0.03, "Wo σ {s_out} vs {out}");
+    assert!(b_out <= 2.0 * out + 1e-7);
+    let (s_emb, _) = std_of("embeddings.tok_embeddings.weight");
+    assert!((s_emb / 0.02 - 0.8796).abs() < 0.01);
+    let pad = m.config.pad_id();
+    let row = vars["embeddings.tok_embeddings.weight"].get(pad);
+    assert!(row.abs().sum(Kind::Float).double_value(&[]) > 0.0);
+    assert!(vars["final_norm.weight"].equal(&Tensor::ones([64], (Kind::Float, Device::Cpu))));
+    assert!(
+        vars.contains_key("final_norm.bias"),
+        "the fixture has norm_bias"
+    );
+    assert!(
+        !vars.contains_key("layers.0.attn_norm.weight"),
+        "layer 0 has no attn_norm"
+    );
+    // DistilBERT: N(0, 0.02), padding row 0; sinusoidal positions fixed and untrained.
+    let dir = repo().join("tests/fixtures/tiny-distilbert");
+    let m = random(&dir, 4);
+    let vars = m.vs.variables();
+    let w = &vars["embeddings.word_embeddings.weight"];
+    assert_eq!(w.get(0).abs().sum(Kind::Float).double_value(&[]), 0.0);
+    assert!(vars["transformer.layer.0.sa_layer_norm.weight"]
+        .equal(&Tensor::ones([16], (Kind::Float, Device::Cpu))));
+    assert!(vars["embeddings.position_embeddings.weight"].requires_grad());
+    let tmp = tempfile::tempdir().unwrap();
+    for f in [
+        "vocab.txt",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+    ] {
+        std::fs::copy(dir.join(f), tmp.path().join(f)).unwrap();
+    }
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    cfg["sinusoidal_pos_embds"] = serde_json::Value::Bool(true);
+    std::fs::write(tmp.path().join("config.json"), cfg.to_string()).unwrap();
+    let m = random(tmp.path(), 4);
+    let pos = &m.vs.variables()["embeddings.position_embeddings.weight"];
+    assert!(!pos.requires_grad(), "sinusoidal positions are not trained");
+    // Row 3, columns 0 and 1: sin(3), cos(3); column 2: sin(3 / 10000^(2/16)).
+    let v = |i: i64, j: i64| pos.double_value(&[i, j]);
+    assert!((v(3, 0) - 3f64.sin()).abs() < 1e-6 && (v(3, 1) - 3f64.cos()).abs() < 1e-6);
+    assert!((v(3, 2) - (3.0 / 10000f64.powf(2.0 / 16.0)).sin()).abs() < 1e-6);
+    // MPNet: padding row 1 of both tables, the relative bias drawn, a pooler.
+    let m = random(&repo().join("tests/fixtures/tiny-mpnet"), 4);
+    let vars = m.vs.variables();
+    for k in [
+        "embeddings.word_embeddings.weight",
+        "embeddings.position_embeddings.weight",
+    ] {
+        assert_eq!(
+            vars[k].get(1).abs().sum(Kind::Float).double_value(&[]),
+            0.0,
+            "{k}"
+        );
+        assert!(
+            vars[k].get(2).abs().sum(Kind::Float).double_value(&[]) > 0.0,
+            "{k}"
+        );
+    }
+    assert!(
+        vars["encoder.relative_attention_bias.weight"]
+            .std(true)
+            .double_value(&[])
+            > 0.01
+    );
+    assert!(vars.contains_key("pooler.dense.weight"));
+}
