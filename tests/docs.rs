@@ -220,6 +220,10 @@ impl Sandbox {
             std::fs::copy(&p, clone.join("sweeps").join(p.file_name().unwrap())).unwrap();
         }
         std::os::unix::fs::symlink(repo().join("models"), clone.join("models")).unwrap();
+        // The tiny checkpoints of every architecture (sweeps/encoders.toml, docs/models.md).
+        std::fs::create_dir_all(clone.join("tests")).unwrap();
+        std::os::unix::fs::symlink(repo().join("tests/fixtures"), clone.join("tests/fixtures"))
+            .unwrap();
         std::fs::create_dir_all(clone.join("scripts")).unwrap();
         for e in std::fs::read_dir(repo().join("scripts")).unwrap() {
             let p = e.unwrap().path();

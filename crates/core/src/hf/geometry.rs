@@ -60,6 +60,10 @@ pub fn geometry_config(g: &str) -> Result<String> {
 "mlp_bias": false, "embedding_dropout": 0.1, "attention_dropout": 0.1, "mlp_dropout": 0.1,
 "pad_token_id": 0, "reference_compile": false}"#
             .to_string(),
+        path if !Path::new(path).exists() => anyhow::bail!(
+            "unknown model geometry `{path}`: one of {} or the path of a config.json",
+            GEOMETRIES.join(", ")
+        ),
         path => std::fs::read_to_string(path)
             .with_context(|| format!("reading the model geometry {path}"))?,
     })

@@ -416,7 +416,11 @@ struct SpecialNames {
 
 impl SpecialNames {
     fn resolve(model_type: ModelType, config: Option<&Value>, map: Option<&Value>) -> Self {
-        let (cls, sep, pad, unk, mask) = if model_type.roberta_specials() {
+        let (cls, sep, pad, unk, mask) = if model_type == ModelType::Mpnet {
+            // MPNet's WordPiece vocabulary is BERT's with <s> <pad> </s> <unk> before it and
+            // <mask> after; its word-piece unknown is BERT's [UNK] (transformers' MPNetTokenizer).
+            ("<s>", "</s>", "<pad>", "[UNK]", "<mask>")
+        } else if model_type.roberta_specials() {
             ("<s>", "</s>", "<pad>", "<unk>", "<mask>")
         } else {
             ("[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]")

@@ -57,13 +57,13 @@ fn rotate(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
 
 /// The rotary angles of the real tokens for each base, built once per forward pass.
 struct Rotary {
-    /// `(cos, sin)`, each `[N, 1, d]`, in the embeddings' dtype.
+    /// `(cos, sin)`, each `[N, 1, d]`, f32 (each layer casts them to its projections' dtype).
     global: (Tensor, Tensor),
     local: (Tensor, Tensor),
 }
 
 impl Rotary {
-    fn new(c: &EncoderConfig, tokens: &Tokens, kind: Kind, device: Device) -> Self {
+    fn new(c: &EncoderConfig, tokens: &Tokens, device: Device) -> Self {
         let d = c.head_size();
         let positions = match &tokens.index {
             Some(i) => i.remainder(tokens.t),
@@ -71,7 +71,7 @@ impl Rotary {
         };
         let per_token = |base: f64| {
             let (cos, sin) = rotary_table(base, d, tokens.t, device);
-            let pick = |x: &Tensor| x.index_select(0, &positions).unsqueeze(1).to_kind(kind);
+            let pick = |x: &Tensor| x.index_select(0, &positions).unsqueeze(1);
             (pick(&cos), pick(&sin))
         };
         let m = &c.modernbert;
@@ -146,8 +146,12 @@ impl ModernBertLayer {
         } else {
             (&rotary.local.0, &rotary.local.1)
         };
-        let q = rotate(&qkv.select(1, 0), cos, sin).reshape([n, h]);
-        let k = rotate(&qkv.select(1, 1), cos, sin).reshape([n, h]);
+        // In the projections' dtype (half precision under autocast), as transformers casts them:
+        // the queries then keep that dtype, and so does the mask built for them.
+        let kind = qkv.kind();
+        let (cos, sin) = (cos.to_kind(kind), sin.to_kind(kind));
+        let q = rotate(&qkv.select(1, 0), &cos, &sin).reshape([n, h]);
+        let k = rotate(&qkv.select(1, 1), &cos, &sin).reshape([n, h]);
         let v = qkv.select(1, 2).reshape([n, h]);
         let mask = if self.global { masks.0 } else { masks.1 };
         let p = if train { self.attention_dropout } else { 0.0 };
@@ -225,7 +229,7 @@ impl Encoder for ModernBertModel {
         );
         let global = AttentionMask::new(&batch.attention_mask, x.kind());
         let local = global.window(self.local_half);
-        let rotary = Rotary::new(&self.config, &tokens, x.kind(), x.device());
+        let rotary = Rotary::new(&self.config, &tokens, x.device());
         let mut hidden = Vec::with_capacity(self.layers.len() + 1);
         for layer in &self.layers {
             let next = layer.forward_t(&x, &tokens, (&global, &local), &rotary, train);
