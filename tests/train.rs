@@ -8,6 +8,20 @@ use rusqlite::Connection;
 use std::path::Path;
 use std::process::Command;
 
+/// `simsweep --db DB --data-dir DATA run SWEEP --device cpu`.
+fn run_on_cpu(db: &Path, data: &Path, sweep: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_simsweep"))
+        .arg("--db")
+        .arg(db)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("run")
+        .arg(sweep)
+        .args(["--device", "cpu"])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn a_sweep_trains_evaluates_checkpoints_and_isolates_a_failing_run() {
     let Some(data) = data_dir() else { return };
@@ -37,19 +51,7 @@ probe.every = 0
     )
     .unwrap();
     let db = dir.path().join("results/r.db");
-    let out = Command::new(env!("CARGO_BIN_EXE_simsweep"))
-        .args([
-            "--db",
-            &db.display().to_string(),
-            "--data-dir",
-            &data.display().to_string(),
-            "run",
-            &sweep.display().to_string(),
-            "--device",
-            "cpu",
-        ])
-        .output()
-        .unwrap();
+    let out = run_on_cpu(&db, &data, &sweep);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
@@ -187,19 +189,7 @@ probe.every = 0
     assert_eq!(out.status.code(), Some(2));
 
     // Running again skips the done runs and retries nothing else (failed runs stay failed).
-    let out = Command::new(env!("CARGO_BIN_EXE_simsweep"))
-        .args([
-            "--db",
-            &db.display().to_string(),
-            "--data-dir",
-            &data.display().to_string(),
-            "run",
-            &sweep.display().to_string(),
-            "--device",
-            "cpu",
-        ])
-        .output()
-        .unwrap();
+    let out = run_on_cpu(&db, &data, &sweep);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("e2e: 0 done, 0 failed"), "{stdout}");
     assert_eq!(
@@ -236,19 +226,7 @@ eval.tasks = []
     )
     .unwrap();
     let db = dir.path().join("r.db");
-    let out = Command::new(env!("CARGO_BIN_EXE_simsweep"))
-        .args([
-            "--db",
-            &db.display().to_string(),
-            "--data-dir",
-            &data.display().to_string(),
-            "run",
-            &sweep.display().to_string(),
-            "--device",
-            "cpu",
-        ])
-        .output()
-        .unwrap();
+    let out = run_on_cpu(&db, &data, &sweep);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -311,19 +289,7 @@ probe.layers = "all"
     )
     .unwrap();
     let db = dir.path().join("r.db");
-    let out = Command::new(env!("CARGO_BIN_EXE_simsweep"))
-        .args([
-            "--db",
-            &db.display().to_string(),
-            "--data-dir",
-            &data.display().to_string(),
-            "run",
-            &sweep.display().to_string(),
-            "--device",
-            "cpu",
-        ])
-        .output()
-        .unwrap();
+    let out = run_on_cpu(&db, &data, &sweep);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -421,19 +387,7 @@ probe.layers = "all"
     )
     .unwrap();
     let db = dir.path().join("r.db");
-    let out = Command::new(env!("CARGO_BIN_EXE_simsweep"))
-        .args([
-            "--db",
-            &db.display().to_string(),
-            "--data-dir",
-            &data.display().to_string(),
-            "run",
-            &sweep.display().to_string(),
-            "--device",
-            "cpu",
-        ])
-        .output()
-        .unwrap();
+    let out = run_on_cpu(&db, &data, &sweep);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

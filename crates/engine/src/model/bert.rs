@@ -9,7 +9,9 @@
 
 use super::config::{EncoderConfig, HiddenAct};
 use super::dropout::dropout;
-use super::layers::{activation, attend, embedding, layer_norm, linear, AttentionMask, Tokens};
+use super::layers::{
+    activation, attend, embedding, layer_norm, layer_states, linear, AttentionMask, Tokens,
+};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
@@ -280,15 +282,12 @@ impl BertModel {
         train: bool,
     ) -> Vec<Tensor> {
         let tokens = Tokens::new(attention_mask, real);
-        let mut x = self.embeddings.forward_t(input_ids, &tokens, train);
+        let x = self.embeddings.forward_t(input_ids, &tokens, train);
         let mask = AttentionMask::new(attention_mask, x.kind());
-        let mut hidden = Vec::with_capacity(self.layers.len() + 1);
-        for layer in &self.layers {
-            let next = layer.forward_t(&x, &tokens, &mask, None, train);
-            hidden.push(tokens.scatter(&x));
-            x = next;
-        }
-        hidden.push(tokens.scatter(&x));
+        let (mut hidden, last) = layer_states(&tokens, x, &self.layers, |layer, x| {
+            layer.forward_t(x, &tokens, &mask, None, train)
+        });
+        hidden.push(tokens.scatter(&last));
         hidden
     }
 

@@ -14,7 +14,7 @@
 use super::bert::BertEmbeddings;
 use super::config::{EncoderConfig, HiddenAct};
 use super::dropout::dropout;
-use super::layers::{activation, attend, layer_norm, linear, AttentionMask, Tokens};
+use super::layers::{activation, attend, layer_norm, layer_states, linear, AttentionMask, Tokens};
 use super::{EncodedBatch, Encoder};
 use tch::nn::{self, Module};
 use tch::Tensor;
@@ -109,15 +109,12 @@ impl Encoder for DistilBertModel {
     /// As [`super::BertModel::forward_t`]: index 0 the embedding output, `L` the last block.
     fn forward_t(&self, batch: &EncodedBatch, train: bool) -> Vec<Tensor> {
         let tokens = Tokens::new(&batch.attention_mask, batch.real.as_ref());
-        let mut x = self.embeddings.forward_t(&batch.input_ids, &tokens, train);
+        let x = self.embeddings.forward_t(&batch.input_ids, &tokens, train);
         let mask = AttentionMask::new(&batch.attention_mask, x.kind());
-        let mut hidden = Vec::with_capacity(self.layers.len() + 1);
-        for layer in &self.layers {
-            let next = layer.forward_t(&x, &tokens, &mask, train);
-            hidden.push(tokens.scatter(&x));
-            x = next;
-        }
-        hidden.push(tokens.scatter(&x));
+        let (mut hidden, last) = layer_states(&tokens, x, &self.layers, |layer, x| {
+            layer.forward_t(x, &tokens, &mask, train)
+        });
+        hidden.push(tokens.scatter(&last));
         hidden
     }
 }

@@ -231,6 +231,25 @@ impl Norm {
     }
 }
 
+/// Run `layers` in turn from the real tokens' embeddings `x` (`[N, H]`): returns every input of a
+/// layer on the `[B, T, H]` grid (hidden states `0 … L − 1`, zeros at padding) and the last
+/// layer's output on the real tokens (the caller adds it as state `L`, after a final norm where
+/// the architecture has one).
+pub(super) fn layer_states<L>(
+    tokens: &Tokens,
+    mut x: Tensor,
+    layers: &[L],
+    mut forward: impl FnMut(&L, &Tensor) -> Tensor,
+) -> (Vec<Tensor>, Tensor) {
+    let mut hidden = Vec::with_capacity(layers.len() + 1);
+    for layer in layers {
+        let next = forward(layer, &x);
+        hidden.push(tokens.scatter(&x));
+        x = next;
+    }
+    (hidden, x)
+}
+
 /// Multi-head scaled dot-product attention over the real tokens: `q`, `k`, `v` are `[N, H]`
 /// projections of the real tokens, scattered onto the `[B, heads, T, d]` grid; `mask` (padding,
 /// and the sliding window where there is one) plus `bias` (`[1, heads, T, T]`, MPNet's relative

@@ -26,7 +26,9 @@
 
 use super::config::{EncoderConfig, HiddenAct};
 use super::dropout::dropout;
-use super::layers::{activation, attend, embedding, linear_with, AttentionMask, Norm, Tokens};
+use super::layers::{
+    activation, attend, embedding, layer_states, linear_with, AttentionMask, Norm, Tokens,
+};
 use super::{EncodedBatch, Encoder};
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
@@ -220,7 +222,7 @@ impl Encoder for ModernBertModel {
     fn forward_t(&self, batch: &EncodedBatch, train: bool) -> Vec<Tensor> {
         let tokens = Tokens::new(&batch.attention_mask, batch.real.as_ref());
         let ids = tokens.select(&batch.input_ids);
-        let mut x = dropout(
+        let x = dropout(
             &self
                 .embedding_norm
                 .forward(&self.tok_embeddings.forward(&ids)),
@@ -230,13 +232,10 @@ impl Encoder for ModernBertModel {
         let global = AttentionMask::new(&batch.attention_mask, x.kind());
         let local = global.window(self.local_half);
         let rotary = Rotary::new(&self.config, &tokens, x.device());
-        let mut hidden = Vec::with_capacity(self.layers.len() + 1);
-        for layer in &self.layers {
-            let next = layer.forward_t(&x, &tokens, (&global, &local), &rotary, train);
-            hidden.push(tokens.scatter(&x));
-            x = next;
-        }
-        hidden.push(tokens.scatter(&self.final_norm.forward(&x)));
+        let (mut hidden, last) = layer_states(&tokens, x, &self.layers, |layer, x| {
+            layer.forward_t(x, &tokens, (&global, &local), &rotary, train)
+        });
+        hidden.push(tokens.scatter(&self.final_norm.forward(&last)));
         hidden
     }
 }

@@ -10,7 +10,7 @@
 
 use super::bert::{BertEmbeddings, BertLayer};
 use super::config::EncoderConfig;
-use super::layers::{embedding, linear, AttentionMask, Tokens};
+use super::layers::{embedding, layer_states, linear, AttentionMask, Tokens};
 use super::{EncodedBatch, Encoder};
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
@@ -80,7 +80,7 @@ impl Encoder for MpnetModel {
     /// once and added to every layer's scores.
     fn forward_t(&self, batch: &EncodedBatch, train: bool) -> Vec<Tensor> {
         let tokens = Tokens::new(&batch.attention_mask, batch.real.as_ref());
-        let mut x = self.embeddings.forward_t(&batch.input_ids, &tokens, train);
+        let x = self.embeddings.forward_t(&batch.input_ids, &tokens, train);
         let mask = AttentionMask::new(&batch.attention_mask, x.kind());
         let buckets = relative_position_buckets(tokens.t, x.device());
         let bias = self
@@ -88,13 +88,10 @@ impl Encoder for MpnetModel {
             .forward(&buckets)
             .permute([2, 0, 1])
             .unsqueeze(0);
-        let mut hidden = Vec::with_capacity(self.layers.len() + 1);
-        for layer in &self.layers {
-            let next = layer.forward_t(&x, &tokens, &mask, Some(&bias), train);
-            hidden.push(tokens.scatter(&x));
-            x = next;
-        }
-        hidden.push(tokens.scatter(&x));
+        let (mut hidden, last) = layer_states(&tokens, x, &self.layers, |layer, x| {
+            layer.forward_t(x, &tokens, &mask, Some(&bias), train)
+        });
+        hidden.push(tokens.scatter(&last));
         hidden
     }
 }
