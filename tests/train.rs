@@ -425,6 +425,10 @@ probe.layers = "all"
             losses.iter().all(|l| l.is_finite() && *l > 0.0),
             "{name}: {losses:?}"
         );
+        assert!(
+            losses.windows(2).any(|w| w[0] != w[1]),
+            "{name}: the loss moves: {losses:?}"
+        );
         // STS-B dev at 6 and 12, a Spearman correlation.
         for s in [6, 12] {
             let v = value("stsb_dev", -1, s).unwrap_or_else(|| panic!("{name}: stsb_dev at {s}"));

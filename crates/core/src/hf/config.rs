@@ -220,7 +220,6 @@ impl ModelType {
             },
             ModelType::Mpnet => Defaults {
                 vocab_size: 30527,
-                max_position_embeddings: 514,
                 pad_token_id: 1,
                 ..bert
             },
@@ -493,7 +492,9 @@ impl EncoderConfig {
             None => hidden_dropout_prob,
         };
         let global_rope_theta = if model_type == ModelType::ModernBert {
-            r.float("global_rope_theta", 160_000.0)?
+            // `rope_theta` is transformers' alias of `global_rope_theta` (its attribute_map).
+            let alias = r.float("rope_theta", 160_000.0)?;
+            r.float("global_rope_theta", alias)?
         } else {
             160_000.0
         };
@@ -553,7 +554,12 @@ impl EncoderConfig {
             m.norm_bias = r.bool("norm_bias", false)?;
             m.attention_bias = r.bool("attention_bias", false)?;
             m.mlp_bias = r.bool("mlp_bias", false)?;
-            m.initializer_cutoff_factor = r.float("initializer_cutoff_factor", 2.0)?;
+            // `null` means 3 in transformers' `_init_weights`; absent, the class default 2.
+            let cutoff_default = match r.0.get("initializer_cutoff_factor") {
+                Some(Value::Null) => 3.0,
+                _ => 2.0,
+            };
+            m.initializer_cutoff_factor = r.float("initializer_cutoff_factor", cutoff_default)?;
         }
         config.extra = map;
         config.validate()?;
@@ -795,10 +801,9 @@ impl EncoderConfig {
         if let Some(k) = keys.layer_norm_eps {
             put(k, Value::from(self.layer_norm_eps));
         }
-        put(
-            "pad_token_id",
-            self.pad_token_id.map(Value::from).unwrap_or(Value::Null),
-        );
+        // The id the model was built with (the architecture's default when config.json had none),
+        // so transformers builds the same padding rows.
+        put("pad_token_id", Value::from(self.pad_id()));
         put("initializer_range", Value::from(self.initializer_range));
         match self.model_type {
             ModelType::DistilBert => put(
@@ -989,18 +994,17 @@ mod tests {
                 "no BERT name {bert_name} in {saved}"
             );
         }
-        assert_eq!(EncoderConfig::from_json(&c.to_json_pretty()).unwrap(), {
-            let mut again = EncoderConfig::from_json(&c.to_json_pretty()).unwrap();
-            again.extra.remove("architectures");
-            again.extra.remove("torch_dtype");
-            again
-                .extra
-                .insert("architectures".into(), saved["architectures"].clone());
-            again
-                .extra
-                .insert("torch_dtype".into(), saved["torch_dtype"].clone());
-            again
-        });
+        // Read back, the saved file is the same configuration (plus the two keys saving adds).
+        let mut again = EncoderConfig::from_json(&c.to_json_pretty()).unwrap();
+        assert_eq!(
+            again.extra.remove("architectures"),
+            Some(saved["architectures"].clone())
+        );
+        assert_eq!(
+            again.extra.remove("torch_dtype"),
+            Some(Value::from("float32"))
+        );
+        assert_eq!(again, c);
         let e =
             EncoderConfig::from_json(r#"{"model_type": "distilbert", "dim": 30, "n_heads": 4}"#)
                 .unwrap_err();
@@ -1046,6 +1050,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c2.modernbert.local_rope_theta, 5000.0);
+        // `rope_theta` is the alias of the global base; a `null` cutoff is 3, as _init_weights reads it.
+        let c3 = EncoderConfig::from_json(
+            r#"{"model_type": "modernbert", "rope_theta": 8000.0, "initializer_cutoff_factor": null}"#,
+        )
+        .unwrap();
+        assert_eq!(c3.modernbert.global_rope_theta, 8000.0);
+        assert_eq!(c3.modernbert.initializer_cutoff_factor, 3.0);
         // hidden_dropout_prob sets both of ModernBERT's hidden dropouts.
         let mut c = c;
         c.apply(&ModelOverrides {
@@ -1076,16 +1087,20 @@ mod tests {
 
     #[test]
     fn mpnet_positions_and_buckets() {
+        // transformers' MPNetConfig defaults (all-mpnet-base-v2 itself says 514 positions).
         let c = EncoderConfig::from_json(r#"{"model_type": "mpnet"}"#).unwrap();
         assert_eq!(
             (c.vocab_size, c.max_position_embeddings, c.pad_id()),
-            (30527, 514, 1)
+            (30527, 512, 1)
         );
-        assert_eq!(c.max_tokens(), 512);
+        assert_eq!(c.max_tokens(), 510);
         assert_eq!(c.relative_attention_num_buckets, 32);
         assert!(c.model_type.roberta_positions() && c.model_type.has_pooler());
         // The padding index of MPNet's positions is 1 whatever pad_token_id says.
-        let c = EncoderConfig::from_json(r#"{"model_type": "mpnet", "pad_token_id": 0}"#).unwrap();
+        let c = EncoderConfig::from_json(
+            r#"{"model_type": "mpnet", "pad_token_id": 0, "max_position_embeddings": 514}"#,
+        )
+        .unwrap();
         assert_eq!((c.position_padding_idx(), c.max_tokens()), (1, 512));
         let e = EncoderConfig::from_json(
             r#"{"model_type": "mpnet", "relative_attention_num_buckets": 16}"#,

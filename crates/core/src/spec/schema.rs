@@ -169,7 +169,7 @@ pub static KEYS: &[KeySpec] = &[
     key("train.temperature", POS, Some("0.05"), "Temperature τ of the similarity logits (InfoNCE, ArcCon)."),
     key("train.warmup_steps", int(0, BIG), Some("0"), "Linear warm-up steps."),
     key("train.lr_schedule", Kind::Choice(&["linear", "constant"]), Some("\"linear\""), "After warm-up: linear decay to 0 at the last step, or constant."),
-    key("train.weight_decay", NONNEG, Some("0.0"), "AdamW decoupled weight decay (biases and LayerNorm weights excluded, as in HF Trainer)."),
+    key("train.weight_decay", NONNEG, Some("0.0"), "AdamW decoupled weight decay (biases and every normalisation layer excluded, as in HF Trainer: names with `bias`, `LayerNorm`, a `norm` / `*_norm` module)."),
     key("train.max_grad_norm", NONNEG, Some("1.0"), "Clip the global gradient L2 norm to this value (0 = no clipping); HF Trainer's default 1.0."),
     key("train.precision", Kind::Choice(&["fp32", "bf16", "fp16"]), Some("\"fp32\""), "Autocast precision on CUDA; runs on the CPU always compute in fp32."),
     key("train.tf32", Kind::Bool, Some("false"), "On CUDA, let fp32 matrix products use TF32 tensor cores (PyTorch's torch.backends.cuda.matmul.allow_tf32; off by default, as in PyTorch). Faster on Ampere and later GPUs, with a 10-bit mantissa in the products. No effect on the CPU; under bf16/fp16 autocast it still applies to what stays fp32 (the loss's similarity products)."),

@@ -9,7 +9,8 @@
 //!   ffn.lin1 → activation → ffn.lin2 → dropout → output_layer_norm(· + sa)
 //! ```
 //!
-//! With `sinusoidal_pos_embds` the position table is fixed (not trained), as transformers makes it.
+//! With `sinusoidal_pos_embds` the position table is fixed (never trained), as transformers makes it
+//! at initialisation (a table it loads from a checkpoint it leaves trainable; here it stays fixed).
 
 use super::bert::BertEmbeddings;
 use super::config::{EncoderConfig, HiddenAct};

@@ -105,12 +105,19 @@ pub enum VarInit {
     Sinusoidal,
 }
 
+/// Whether the variable `name` belongs to a normalisation layer: its module is BERT's
+/// `LayerNorm` or ends in `norm` (DistilBERT's `sa_layer_norm`, ModernBERT's `final_norm`, …), as
+/// HF Trainer's `(^|\.)norm(\.|$)` / `_norm(\.|$)` rule finds them.
+pub fn is_norm(name: &str) -> bool {
+    name.split('.')
+        .any(|m| m == "LayerNorm" || m == "norm" || m.ends_with("_norm"))
+}
+
 /// The initialisation of the variable `name` (a Hugging Face key, or SimCSE's `mlp.dense.*`).
 pub fn var_init(c: &EncoderConfig, name: &str) -> VarInit {
     let module = name.rsplit('.').nth(1).unwrap_or("");
-    let is_norm = module == "LayerNorm" || module.ends_with("norm");
     let std = c.initializer_range;
-    if is_norm {
+    if is_norm(name) {
         return if name.ends_with(".weight") {
             VarInit::Ones
         } else {

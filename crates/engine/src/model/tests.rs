@@ -717,8 +717,8 @@ fn every_architecture_drops_out_only_in_training_and_pads_with_zeros() {
 #[test]
 fn random_init_follows_each_architectures_init_weights() {
     let _rng = rng_lock();
-    // ModernBERT: truncated normals (±2σ), σ = 0.02 in, 0.02 / √(2L) for both Wo; norms 1, no
-    // biases; the padding row not zeroed (transformers re-draws the whole table).
+    // ModernBERT: truncated normals (±2σ), σ = 0.02 in, 0.02 / √(2L) for both Wo; norms 1 (the
+    // fixture has norm biases, 0); the padding row not zeroed (transformers re-draws the table).
     let dir = repo().join("tests/fixtures/tiny-modernbert");
     let o = ModelOverrides {
         hidden_size: Some(64),

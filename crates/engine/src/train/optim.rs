@@ -36,9 +36,17 @@ pub struct FlatAdamW {
     eps: f64,
 }
 
-/// HF Trainer's rule: no weight decay for biases and LayerNorm parameters.
+/// HF Trainer's rule (`Trainer.get_decay_parameter_names`): no weight decay for the parameters of
+/// normalisation layers (BERT's `LayerNorm`, DistilBERT's `sa_layer_norm` / `output_layer_norm`,
+/// ModernBERT's `norm`, `attn_norm`, `mlp_norm`, `final_norm`: [`crate::model::is_norm`]) nor for
+/// any whose lower-cased name contains `bias`, `layernorm` or `rmsnorm` (so MPNet's
+/// `relative_attention_bias` is not decayed either).
 pub fn decays(name: &str) -> bool {
-    !(name.ends_with("bias") || name.contains("LayerNorm") || name.contains("layer_norm"))
+    let lower = name.to_ascii_lowercase();
+    !(["bias", "layernorm", "rmsnorm"]
+        .iter()
+        .any(|p| lower.contains(p))
+        || crate::model::is_norm(name))
 }
 
 impl FlatAdamW {
@@ -511,6 +519,27 @@ mod tests {
         assert_eq!(Vec::<f32>::try_from(&ln).unwrap(), vec![1.0, 1.0]);
         assert!(decays("encoder.layer.0.output.dense.weight"));
         assert!(!decays("embeddings.LayerNorm.weight") && !decays("pooler.dense.bias"));
+        // Every architecture's norms, as HF Trainer's `(^|\.)norm(\.|$)` / `_norm(\.|$)` rule.
+        for n in [
+            "transformer.layer.0.sa_layer_norm.weight",
+            "transformer.layer.5.output_layer_norm.weight",
+            "embeddings.norm.weight",
+            "layers.3.attn_norm.weight",
+            "layers.3.mlp_norm.weight",
+            "final_norm.weight",
+            "encoder.layer.0.attention.LayerNorm.weight",
+            "encoder.relative_attention_bias.weight",
+        ] {
+            assert!(!decays(n), "{n}");
+        }
+        for n in [
+            "layers.3.mlp.Wi.weight",
+            "layers.3.attn.Wo.weight",
+            "embeddings.tok_embeddings.weight",
+            "transformer.layer.0.ffn.lin1.weight",
+        ] {
+            assert!(decays(n), "{n}");
+        }
     }
 
     #[test]
