@@ -696,6 +696,19 @@ impl EncoderConfig {
             ));
         }
         if self.model_type == ModelType::ModernBert {
+            // Scaled rotary positions (no released ModernBERT uses them) are not implemented:
+            // refused rather than silently read as plain RoPE.
+            if let Some(s) = self.extra.get("rope_scaling").filter(|v| !v.is_null()) {
+                let kind = s
+                    .get("rope_type")
+                    .or_else(|| s.get("type"))
+                    .and_then(Value::as_str);
+                if kind != Some("default") {
+                    return Err(format!(
+                        "rope_scaling {s} is not supported for modernbert (plain rotary positions with global_rope_theta / local_rope_theta only)"
+                    ));
+                }
+            }
             let m = &self.modernbert;
             for (k, v) in [
                 ("global_rope_theta", m.global_rope_theta),
@@ -1080,6 +1093,15 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("even head width"), "{e}");
+        let e = EncoderConfig::from_json(
+            r#"{"model_type": "modernbert", "rope_scaling": {"rope_type": "linear", "factor": 2.0}}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("is not supported for modernbert"), "{e}");
+        assert!(
+            EncoderConfig::from_json(r#"{"model_type": "modernbert", "rope_scaling": null}"#)
+                .is_ok()
+        );
         let e = EncoderConfig::from_json(r#"{"model_type": "modernbert", "mlp_dropout": 1.5}"#)
             .unwrap_err();
         assert!(e.contains("mlp_dropout must be in [0, 1)"), "{e}");
