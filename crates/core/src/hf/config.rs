@@ -572,18 +572,11 @@ impl EncoderConfig {
             .unwrap_or(self.model_type.defaults().pad_token_id)
     }
 
-    /// The padding index of RoBERTa-style positions (and of the position table): `pad_token_id`
-    /// for RoBERTa and XLM-R; 1 for MPNet, whose embeddings fix it at 1 whatever the config says
-    /// (as transformers' `MPNetEmbeddings`).
-    pub fn position_padding_idx(&self) -> i64 {
-        match self.model_type {
-            ModelType::Mpnet => 1,
-            _ => self.pad_id(),
-        }
-    }
-
-    /// The row of the word embeddings that padding uses (and that receives no gradient).
-    pub fn word_padding_idx(&self) -> i64 {
+    /// The padding index of the embedding tables: the word-embedding row padding uses (which
+    /// receives no gradient) and the padding index of RoBERTa-style positions. `pad_token_id` for
+    /// every architecture but MPNet, whose embeddings fix it at 1 whatever the config says (as
+    /// transformers' `MPNetEmbeddings`).
+    pub fn padding_idx(&self) -> i64 {
         match self.model_type {
             ModelType::Mpnet => 1,
             _ => self.pad_id(),
@@ -598,7 +591,7 @@ impl EncoderConfig {
     /// The longest input (tokens, specials included) the position embeddings allow.
     pub fn max_tokens(&self) -> i64 {
         if self.model_type.roberta_positions() {
-            self.max_position_embeddings - self.position_padding_idx() - 1
+            self.max_position_embeddings - self.padding_idx() - 1
         } else {
             self.max_position_embeddings
         }
@@ -731,7 +724,7 @@ impl EncoderConfig {
             return Err(format!(
                 "max_position_embeddings ({}) leaves no positions after the padding index {}",
                 self.max_position_embeddings,
-                self.position_padding_idx()
+                self.padding_idx()
             ));
         }
         if self.model_type.token_types() || self.model_type == ModelType::Mpnet {
@@ -1123,7 +1116,7 @@ mod tests {
             r#"{"model_type": "mpnet", "pad_token_id": 0, "max_position_embeddings": 514}"#,
         )
         .unwrap();
-        assert_eq!((c.position_padding_idx(), c.max_tokens()), (1, 512));
+        assert_eq!((c.padding_idx(), c.max_tokens()), (1, 512));
         let e = EncoderConfig::from_json(
             r#"{"model_type": "mpnet", "relative_attention_num_buckets": 16}"#,
         )

@@ -32,10 +32,7 @@ pub struct BertEmbeddings {
 
 impl BertEmbeddings {
     pub(super) fn new(vs: nn::Path, c: &EncoderConfig) -> Self {
-        let roberta_padding_idx = c
-            .model_type
-            .roberta_positions()
-            .then(|| c.position_padding_idx());
+        let roberta_padding_idx = c.model_type.roberta_positions().then(|| c.padding_idx());
         let positions = &vs / "position_embeddings";
         let shape = [c.max_position_embeddings, c.hidden_size];
         let position_embeddings = if c.sinusoidal_pos_embds {
@@ -48,7 +45,7 @@ impl BertEmbeddings {
                 &vs / "word_embeddings",
                 c.vocab_size,
                 c.hidden_size,
-                Some(c.word_padding_idx()),
+                Some(c.padding_idx()),
             ),
             position_embeddings,
             token_type_embeddings: c.model_type.token_types().then(|| {

@@ -147,9 +147,9 @@ pub fn var_init(c: &EncoderConfig, name: &str) -> VarInit {
         }
         _ => {
             let zero_row = match name {
-                "embeddings.word_embeddings.weight" => Some(c.word_padding_idx()),
+                "embeddings.word_embeddings.weight" => Some(c.padding_idx()),
                 "embeddings.position_embeddings.weight" if c.model_type.roberta_positions() => {
-                    Some(c.position_padding_idx())
+                    Some(c.padding_idx())
                 }
                 _ => None,
             };

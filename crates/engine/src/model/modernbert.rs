@@ -65,8 +65,8 @@ struct Rotary {
 }
 
 impl Rotary {
-    fn new(c: &EncoderConfig, tokens: &Tokens, device: Device) -> Self {
-        let d = c.head_size();
+    /// `bases`: the global and the local rotary base; `d` the head width.
+    fn new(bases: (f64, f64), d: i64, tokens: &Tokens, device: Device) -> Self {
         let positions = match &tokens.index {
             Some(i) => i.remainder(tokens.t),
             None => Tensor::arange(tokens.t, (Kind::Int64, device)).repeat([tokens.b]),
@@ -76,12 +76,11 @@ impl Rotary {
             let pick = |x: &Tensor| x.index_select(0, &positions).unsqueeze(1);
             (pick(&cos), pick(&sin))
         };
-        let m = &c.modernbert;
-        let global = per_token(m.global_rope_theta);
-        let local = if m.local_rope_theta == m.global_rope_theta {
+        let global = per_token(bases.0);
+        let local = if bases.1 == bases.0 {
             (global.0.shallow_clone(), global.1.shallow_clone())
         } else {
-            per_token(m.local_rope_theta)
+            per_token(bases.1)
         };
         Self { global, local }
     }
@@ -178,7 +177,9 @@ pub struct ModernBertModel {
     layers: Vec<ModernBertLayer>,
     final_norm: Norm,
     local_half: i64,
-    config: EncoderConfig,
+    /// The global and the local rotary base.
+    rope_bases: (f64, f64),
+    head_dim: i64,
 }
 
 impl ModernBertModel {
@@ -207,7 +208,8 @@ impl ModernBertModel {
                 m.norm_bias,
             ),
             local_half: m.local_attention / 2,
-            config: c.clone(),
+            rope_bases: (m.global_rope_theta, m.local_rope_theta),
+            head_dim: c.head_size(),
         }
     }
 }
@@ -231,7 +233,7 @@ impl Encoder for ModernBertModel {
         );
         let global = AttentionMask::new(&batch.attention_mask, x.kind());
         let local = global.window(self.local_half);
-        let rotary = Rotary::new(&self.config, &tokens, x.device());
+        let rotary = Rotary::new(self.rope_bases, self.head_dim, &tokens, x.device());
         let (mut hidden, last) = layer_states(&tokens, x, &self.layers, |layer, x| {
             layer.forward_t(x, &tokens, (&global, &local), &rotary, train)
         });
